@@ -1,0 +1,1 @@
+"""Thin typer layer over ``stages``: argument parsing, rich progress, exit codes."""

@@ -1,0 +1,15 @@
+"""The ``ctglip`` console script: one subcommand per stage."""
+from __future__ import annotations
+
+import typer
+
+from ctglip_cli import organs, segment
+
+app = typer.Typer(
+    help="ctglip: grounded language-image pretraining on CT scans and radiology reports (CT-GLIP).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("organs")(organs.command)
+app.command("segment")(segment.command)

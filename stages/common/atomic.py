@@ -1,0 +1,40 @@
+"""Atomic file writes: write a temp file in the target folder, then ``os.replace``.
+
+A killed run therefore leaves either the old file or the new one, never half of one,
+and resuming can trust every file it finds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temp path next to ``target`` (same suffixes); move it into place on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(target.suffixes) or ".tmp"
+    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        yield temp
+        os.replace(temp, target)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def write_text_atomic(target: str | Path, text: str) -> None:
+    with atomic_path(target) as temp:
+        temp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(target: str | Path, data: Any) -> None:
+    write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

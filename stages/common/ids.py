@@ -1,0 +1,50 @@
+"""Scan ids: the CT file name without ``.nii.gz``/``.nii``, validated so that an id
+taken from data can never make a stage write outside its output folder."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+]*$")
+
+
+class InvalidScanId(ValueError):
+    """An id that is empty, has path separators, ``..`` or characters unsafe in file names."""
+
+
+def validate_scan_id(scan_id: str) -> str:
+    """Return ``scan_id`` unchanged if it is safe as a file name; raise otherwise."""
+    if not isinstance(scan_id, str) or not scan_id:
+        raise InvalidScanId(f"scan id {scan_id!r} is empty or not a string")
+    if "/" in scan_id or "\\" in scan_id or ".." in scan_id or not _SAFE_ID.match(scan_id):
+        raise InvalidScanId(
+            f"scan id {scan_id!r} is not allowed: use letters, digits, '.', '_', '-', '+', "
+            "no path separators and no '..'"
+        )
+    return scan_id
+
+
+def scan_id_from_path(path: str | Path) -> str:
+    """Scan id of a NIfTI file name (``abc.nii.gz`` -> ``abc``), validated."""
+    name = Path(path).name
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return validate_scan_id(name[: -len(suffix)])
+    raise InvalidScanId(f"{path}: not a NIfTI file name (expected .nii.gz or .nii)")
+
+
+def safe_child(folder: Path, scan_id: str, suffix: str) -> Path:
+    """``folder/<scan_id><suffix>``, guaranteed to stay inside ``folder``."""
+    validate_scan_id(scan_id)
+    target = (folder / f"{scan_id}{suffix}").resolve()
+    if target.parent != folder.resolve():
+        raise InvalidScanId(f"scan id {scan_id!r} would write outside {folder}")
+    return target
+
+
+def find_nifti_files(folder: Path) -> list[Path]:
+    """``*.nii.gz`` and ``*.nii`` files directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
