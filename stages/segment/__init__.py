@@ -1,0 +1,97 @@
+"""``ctglip segment``: one TotalSegmentator multilabel mask per CT, on the CT's own grid.
+
+Usable from Python like the CLI: ``run(SegmentConfig(ct_dir, out_dir, engine="import",
+import_from=src))``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nibabel as nib
+
+from stages.common.anatomy import ANATOMY_TABLE_VERSION, TOTALSEG_TASK, totalseg_class_map
+from stages.common.atomic import atomic_path
+from stages.common.ids import InvalidScanId, find_nifti_files, scan_id_from_path
+from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
+from stages.common.nifti import InputError, load_volume
+from stages.common.progress import ProgressReporter, SilentProgress
+from stages.segment import io
+from stages.segment.config import SegmentConfig, parse_shard
+from stages.segment.engines import (WeightsMissing, check_totalseg_weights, load_imported_mask,
+                                    run_totalsegmentator, validated_mask)
+
+__all__ = ["SegmentConfig", "WeightsMissing", "parse_shard", "run", "shard_files"]
+
+
+def shard_files(files: list[Path], shard: tuple[int, int]) -> list[Path]:
+    """This process's share of the sorted file list (deterministic across machines)."""
+    k, n = shard
+    return [path for index, path in enumerate(sorted(files, key=lambda p: p.name)) if index % n == k - 1]
+
+
+def _segment_one(config: SegmentConfig, ct_path: Path, scan_id: str) -> None:
+    ct = load_volume(ct_path, "CT")
+    if config.engine == "import":
+        mask, source = load_imported_mask(Path(config.import_from), scan_id)
+    else:
+        mask, source = run_totalsegmentator(ct_path, config.fast, config.device), ct_path
+    out = validated_mask(ct, mask, source, config.affine_tolerance_mm)
+    _add_label_names(out)
+    with atomic_path(io.mask_path(config.out_dir, scan_id)) as temp:
+        nib.save(out, temp)
+
+
+def _add_label_names(image: nib.Nifti1Image) -> None:
+    """Store id -> class name in the NIfTI extension, as TotalSegmentator does."""
+    from totalsegmentator.nifti_ext_header import add_label_map_to_nifti
+
+    add_label_map_to_nifti(image, totalseg_class_map())
+
+
+def run(config: SegmentConfig, progress: ProgressReporter | None = None) -> StageResult:
+    """Segment (or import) every CT of this shard; resumable, one failure never stops the rest."""
+    progress = progress or SilentProgress()
+    out_dir = Path(config.out_dir)
+    files = shard_files(find_nifti_files(Path(config.ct_dir)), config.shard)
+    if config.engine == "totalsegmentator":
+        check_totalseg_weights(config.fast)
+    if config.engine == "import" and not Path(config.import_from).is_dir():
+        raise FileNotFoundError(f"{config.import_from}: segmentation folder does not exist")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items: list[ItemStatus] = []
+    progress.start(len(files), f"segment ({config.engine})")
+    for ct_path in files:
+        started = time.perf_counter()
+        try:
+            scan_id = scan_id_from_path(ct_path)
+        except InvalidScanId as error:
+            items.append(ItemStatus(ct_path.name, "failed", str(error), extra={"engine": config.engine}))
+            progress.advance(failed=sum(i.status == "failed" for i in items))
+            continue
+        previous = io.read_status(out_dir, scan_id)
+        if (not config.overwrite and previous and previous["status"] == "ok"
+                and io.mask_path(out_dir, scan_id).is_file()):
+            item = ItemStatus(scan_id, "skipped", extra={"engine": previous.get("engine", config.engine)})
+        else:
+            try:
+                _segment_one(config, ct_path, scan_id)
+                item = ItemStatus(scan_id, "ok", extra={"engine": config.engine})
+            except (InputError, OSError, ValueError) as error:
+                item = ItemStatus(scan_id, "failed", str(error), extra={"engine": config.engine})
+            item.seconds = time.perf_counter() - started
+            io.write_status(out_dir, item)
+        items.append(item)
+        progress.advance(failed=sum(i.status == "failed" for i in items))
+    _write_manifests(config, out_dir)
+    return StageResult("segment", out_dir, items)
+
+
+def _write_manifests(config: SegmentConfig, out_dir: Path) -> None:
+    """Rebuild manifest.csv/json from every shard's status files (skipped = still ok)."""
+    statuses = io.all_statuses(out_dir)
+    io.write_manifest_csv(out_dir, statuses)
+    write_manifest(out_dir, "segment", config, statuses,
+                   package_versions("totalsegmentator", "nibabel", "torch"),
+                   extra={"totalsegmentator_task": TOTALSEG_TASK, "anatomy_table_version": ANATOMY_TABLE_VERSION,
+                          "labels": {str(k): v for k, v in totalseg_class_map().items()}})

@@ -1,0 +1,44 @@
+"""Typed config of ``ctglip segment``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ENGINES = ("totalsegmentator", "import")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """What ``ctglip segment`` does; every CLI option maps to one field.
+
+    ``shard`` is ``(k, n)`` with ``1 <= k <= n``: this process takes every n-th scan
+    (sorted by name) starting at the k-th, so n processes can share one folder.
+    """
+
+    ct_dir: Path
+    out_dir: Path
+    engine: str = "totalsegmentator"
+    import_from: Path | None = None
+    fast: bool = False
+    device: str = "auto"
+    shard: tuple[int, int] = (1, 1)
+    overwrite: bool = False
+    affine_tolerance_mm: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine == "import" and self.import_from is None:
+            raise ValueError("--engine import needs --from SRC (a folder of existing segmentations)")
+        k, n = self.shard
+        if not (1 <= k <= n):
+            raise ValueError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)`` with a clear error for anything else."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError as error:
+        raise ValueError(f"shard {text!r} is invalid: use K/N, e.g. 1/2") from error
+    return k, n
