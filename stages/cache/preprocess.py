@@ -200,7 +200,7 @@ def organ_samples(scan: PreprocessedScan, cfg: PreprocessConfig) -> list[OrganSa
         touches = bool(np.any(start == 0) or np.any(stop == np.asarray(scan.image.shape[:3])))
         samples.append(OrganSample(
             organ=unit,
-            image=image.astype(np.float32),
+            image=np.clip(image, 0.0, 1.0).astype(np.float32),
             mask=mask,
             complete=not touches,
             volume_ml=float(in_box.sum()) * voxel_ml,
@@ -219,4 +219,4 @@ def volume_sample(scan: PreprocessedScan, cfg: PreprocessConfig) -> np.ndarray:
     out_mm = float(np.max(shape * in_spacing / size))
     center = (shape - 1) / 2.0
     grid = _sampling_grid(center, cfg.volume_size, np.full(3, out_mm), in_spacing, scan.image.shape)
-    return _resample(scan.image, grid, "bilinear").astype(np.float32)
+    return np.clip(_resample(scan.image, grid, "bilinear"), 0.0, 1.0).astype(np.float32)

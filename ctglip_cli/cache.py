@@ -1,0 +1,46 @@
+"""``ctglip cache``: CLI over :func:`stages.cache.run`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ctglip_cli.common import fail_fast, finish, rich_progress
+from stages.cache import CacheConfig, PreprocessConfig, parse_window, run
+from stages.cache.config import DEFAULT_NORMAL_TEMPLATE
+from stages.common.text_encoder import DEFAULT_ENCODER_ID
+
+
+def command(
+    ct_dir: Annotated[Path, typer.Option("--ct-dir", help="Folder of CT volumes (*.nii.gz / *.nii).")],
+    masks_dir: Annotated[Path, typer.Option("--masks-dir", help="Output folder of `ctglip segment`.")],
+    reports_dir: Annotated[Path, typer.Option("--reports-dir", help="Output folder of `ctglip parse-reports`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Cache folder to create or resume.")],
+    spacing: Annotated[tuple[float, float, float], typer.Option(help="Voxel size in mm (RAS x y z).")] = (1.5, 1.5, 1.5),
+    window: Annotated[tuple[float, float] | None, typer.Option(help="HU window LO HI, scaled to [0, 1] "
+                                                               "(default -1150 350, as fVLM).")] = None,
+    window_preset: Annotated[str | None, typer.Option(help="Named window instead: fvlm, abdomen, lung, "
+                                                      "mediastinum, ctclip.")] = None,
+    crop_size: Annotated[int, typer.Option(help="Organ crop edge in voxels (64 CPU; 96/128 GPU).")] = 64,
+    margin_mm: Annotated[float, typer.Option(help="Context margin around the organ's bounding box.")] = 10.0,
+    volume_size: Annotated[int, typer.Option(help="Whole-volume sample edge (global baseline).")] = 96,
+    text_encoder: Annotated[str, typer.Option(help="Local sentence-transformers/HF model folder.")] = DEFAULT_ENCODER_ID,
+    normal_template: Annotated[str, typer.Option(help="Text for organs the report does not mention.")] = DEFAULT_NORMAL_TEMPLATE,
+    image_dtype: Annotated[str, typer.Option(help="uint8 (compact) or float16.")] = "uint8",
+    volume: Annotated[bool, typer.Option(help="Also store whole-volume samples for --mode global.")] = True,
+    workers: Annotated[int, typer.Option(help="Scans processed in parallel (one scan in memory each).")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild scans already cached (or a cache of another config).")] = False,
+) -> None:
+    """Turn scans, masks and parsed reports into organ crop / text samples for pretraining."""
+    def build() -> CacheConfig:
+        preprocess = PreprocessConfig(spacing=tuple(spacing), window=parse_window(window, window_preset),
+                                      crop_size=(crop_size,) * 3, margin_mm=margin_mm, volume_size=(volume_size,) * 3)
+        return CacheConfig(ct_dir=ct_dir, masks_dir=masks_dir, reports_dir=reports_dir, out_dir=output,
+                           preprocess=preprocess, text_encoder=text_encoder, normal_template=normal_template,
+                           image_dtype=image_dtype, include_volume=volume, workers=workers, overwrite=overwrite)
+
+    config = fail_fast(build)
+    with rich_progress() as progress:
+        result = fail_fast(lambda: run(config, progress))
+    finish(result)

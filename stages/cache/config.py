@@ -1,0 +1,64 @@
+"""Typed config of ``ctglip cache``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stages.cache.preprocess import WINDOW_PRESETS, PreprocessConfig
+from stages.common.text_encoder import DEFAULT_ENCODER_ID
+
+DEFAULT_NORMAL_TEMPLATE = "{Organ} shows no significant abnormality."
+ABNORMALITY_TEMPLATE = "{Organ} with {phrase}."
+IMAGE_DTYPES = ("uint8", "float16")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """What ``ctglip cache`` does; every CLI option maps to one field."""
+
+    ct_dir: Path
+    masks_dir: Path
+    reports_dir: Path
+    out_dir: Path
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    text_encoder: str = DEFAULT_ENCODER_ID
+    normal_template: str = DEFAULT_NORMAL_TEMPLATE
+    image_dtype: str = "uint8"
+    include_volume: bool = True
+    workers: int = 1
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.image_dtype not in IMAGE_DTYPES:
+            raise ValueError(f"image dtype must be one of {IMAGE_DTYPES}, got {self.image_dtype!r}")
+        if "{Organ}" not in self.normal_template and "{organ}" not in self.normal_template:
+            raise ValueError("the normal template must contain {organ} or {Organ}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    def content_config(self) -> dict[str, Any]:
+        """The part that decides the cache's content; its hash keys the cache folder."""
+        return {
+            "preprocess": self.preprocess.to_dict(),
+            "text_encoder": self.text_encoder,
+            "normal_template": self.normal_template,
+            "image_dtype": self.image_dtype,
+            "include_volume": self.include_volume,
+        }
+
+
+def parse_window(window: tuple[float, float] | None, preset: str | None) -> tuple[float, float]:
+    """An explicit ``(lo, hi)`` or a preset name -> (lo, hi); fVLM's window by default."""
+    if window is not None and preset is not None:
+        raise ValueError("give either --window LO HI or --window-preset, not both")
+    if preset is not None:
+        if preset not in WINDOW_PRESETS:
+            raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}")
+        return WINDOW_PRESETS[preset]
+    return (float(window[0]), float(window[1])) if window is not None else WINDOW_PRESETS["fvlm"]
+
+
+def fill_template(template: str, display_name: str, **fields: str) -> str:
+    """Fill ``{organ}``/``{Organ}`` (capitalised) and extra fields of a text template."""
+    return template.format(organ=display_name, Organ=display_name[:1].upper() + display_name[1:], **fields)
