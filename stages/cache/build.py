@@ -20,6 +20,7 @@ from stages.common.manifest import (ItemStatus, StageResult, ok_items, package_v
 from stages.common.nifti import InputError
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.common.text_encoder import TextEncoder
+from stages.parse_reports.io import read_abnormality_dictionary, read_organ_texts
 from stages.segment.io import read_masks_dir
 
 VOLUME_ORGAN = "volume"
@@ -169,7 +170,7 @@ def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
                          "abnormalities": phrases,
                          "abnormality_text_ids": [phrase_ids[organ][p] for p in phrases if p in phrase_ids[organ]]})
         if config.include_volume:
-            whole = " ".join(scan_texts) or "No significant abnormality."
+            whole = " ".join(dict.fromkeys(scan_texts)) or "No significant abnormality."
             scan_abnormal = any(r["abnormal"] for r in rows if r["scan_id"] == scan_id and r["kind"] == "organ")
             rows.append({"kind": "volume", "scan_id": scan_id, "organ": VOLUME_ORGAN, "organ_index": -1,
                          "row": 0, "text_id": table.add(whole), "abnormal": scan_abnormal, "uncertain": False,

@@ -1,0 +1,84 @@
+"""``ctglip zeroshot``: CLI over :func:`stages.zeroshot.run`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ctglip_cli.common import console, fail_fast, finish, rich_progress
+from stages.zeroshot import ZeroshotConfig, run
+from stages.zeroshot.io import METRICS_FILE, read_metrics
+
+# CLI option -> ZeroshotConfig field, where the names differ (checked by the tests).
+OPTION_FIELDS = {"output": "output_dir", "cache": "cache_dir", "val_fraction": "validation_fraction"}
+
+
+def _interval(estimate: dict | None) -> str:
+    if not estimate or estimate.get("value") is None:
+        return "-"
+    if estimate.get("ci_low") is None:
+        return f"{estimate['value']:.3f}"
+    return f"{estimate['value']:.3f} [{estimate['ci_low']:.3f}, {estimate['ci_high']:.3f}]"
+
+
+def print_metrics(metrics: dict) -> None:
+    """Headline figures and per-abnormality metrics (95 % bootstrap intervals) as rich tables."""
+    recognition = metrics.get("organ_recognition")
+    if recognition:
+        table = Table(title=f"organ recognition ({metrics.get('mode')} model, {recognition['n']} organs)")
+        for column in ("top-1", "top-5"):
+            table.add_column(column, justify="right")
+        table.add_row(*(_interval({"value": recognition[k], "ci_low": recognition[f"{k}_ci"][0],
+                                   "ci_high": recognition[f"{k}_ci"][1]}) for k in ("top1", "top5")))
+        console.print(table)
+    abnormality = metrics.get("abnormality")
+    if abnormality:
+        threshold = abnormality["threshold"]
+        table = Table(title=f"abnormality detection (threshold: {threshold['method']}, "
+                            f"{abnormality['n_scans']} scans)")
+        names = ("auc", "f1", "sensitivity", "specificity", "precision")
+        table.add_column("organ/abnormality")
+        table.add_column("n+/n", justify="right")
+        for name in names:
+            table.add_column(name, justify="right")
+        for key, values in abnormality["per_abnormality"].items():
+            table.add_row(key, f"{values['n_positive']}/{values['n']}", *(_interval(values[n]) for n in names))
+        table.add_row("[bold]macro", "", *(f"[bold]{_interval(abnormality['macro'][n])}" for n in names))
+        console.print(table)
+
+
+def command(
+    checkpoint: Annotated[Path, typer.Argument(help="A `ctglip pretrain` checkpoint (RUN_DIR/final.pt).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for predictions, metrics and plots.")],
+    ct_dir: Annotated[Path | None, typer.Option(help="Folder of CT volumes (*.nii.gz / *.nii).")] = None,
+    masks_dir: Annotated[Path | None, typer.Option(help="`ctglip segment` output for --ct-dir.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="A `ctglip cache` folder instead of --ct-dir/--masks-dir.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="CSV scan_id,organ,abnormality,present "
+                                                "(as `ctglip synth` writes): computes metrics.")] = None,
+    abnormalities: Annotated[Path | None, typer.Option(help="JSON/YAML organ -> abnormalities to score "
+                                                       "(default: the checkpoint's dictionary).")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="JSON/YAML prompt templates replacing the defaults.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Fixed score threshold for F1 & co.")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Choose thresholds (best F1) on this share of "
+                                                       "labelled scans; metrics on the rest.")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the validation split.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Organ crops per forward pass.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    text_encoder: Annotated[Path | None, typer.Option(help="Local copy of the checkpoint's text encoder, "
+                                                      "where its recorded path is gone.")] = None,
+    save_embeddings: Annotated[bool, typer.Option(help="Also write embeddings.npy + embeddings_index.parquet.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier zeroshot run in --output.")] = False,
+) -> None:
+    """Zero-shot organ recognition and abnormality detection with text prompts."""
+    config = fail_fast(lambda: ZeroshotConfig(
+        checkpoint=checkpoint, output_dir=output, ct_dir=ct_dir, masks_dir=masks_dir, cache_dir=cache,
+        labels=labels, abnormalities=abnormalities, prompts=prompts, threshold=threshold,
+        validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
+        text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite))
+    with rich_progress() as progress:
+        result = fail_fast(lambda: run(config, progress))
+    print_metrics(read_metrics(result.output_dir / METRICS_FILE))
+    finish(result)

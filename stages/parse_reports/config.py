@@ -1,0 +1,35 @@
+"""Typed config of ``ctglip parse-reports``; every CLI option maps to one field."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ParseReportsConfig:
+    """Where the reports are, which columns hold them, and how to run.
+
+    Column names left as None are detected: CT-RATE's ``VolumeName``/``Findings_EN``/``Impressions_EN``,
+    else ``scan_id`` with ``findings``/``impression`` or one ``report`` column. ``lexicon_dir`` points at
+    a copy of the lexicon folder to use instead of the packaged one.
+    """
+
+    reports: Path
+    out_dir: Path
+    id_column: str | None = None
+    findings_column: str | None = None
+    impression_column: str | None = None
+    text_column: str | None = None
+    merge_duplicates: bool = False
+    workers: int = 1
+    lexicon_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reports", Path(self.reports))
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if self.lexicon_dir is not None:
+            object.__setattr__(self, "lexicon_dir", Path(self.lexicon_dir))
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {self.workers}")
+        if self.text_column and (self.findings_column or self.impression_column):
+            raise ValueError("--text-column cannot be combined with --findings-column/--impression-column")

@@ -1,0 +1,104 @@
+"""Precision and recall of organ grounding and abnormal flags on a labelled sentence set.
+
+The set is JSONL, one sentence per line::
+
+    {"id": "dev001", "text": "...", "organs": {"lung_left": "abnormal", "heart": "normal"}}
+
+with states ``normal``, ``abnormal`` or ``uncertain`` (abnormal, but only hedged). Grounding is scored
+over (sentence, organ) pairs; abnormal flags over (sentence, organ) pairs whose state is not normal.
+
+Run ``python -m stages.parse_reports.evaluate tests/data/report_dev_set.jsonl`` to print the figures.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stages.parse_reports.parser import ReportParser
+
+STATES = ("normal", "abnormal", "uncertain")
+
+
+@dataclass
+class Score:
+    true_positive: int = 0
+    false_positive: int = 0
+    false_negative: int = 0
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positive + self.false_positive
+        return self.true_positive / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        expected = self.true_positive + self.false_negative
+        return self.true_positive / expected if expected else 1.0
+
+    def add(self, expected: set[str], predicted: set[str]) -> None:
+        self.true_positive += len(expected & predicted)
+        self.false_positive += len(predicted - expected)
+        self.false_negative += len(expected - predicted)
+
+
+@dataclass
+class DevSetScores:
+    sentences: int = 0
+    grounding: Score = field(default_factory=Score)
+    abnormal: Score = field(default_factory=Score)
+    uncertain: Score = field(default_factory=Score)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{self.sentences} sentences"]
+        for name in ("grounding", "abnormal", "uncertain"):
+            score: Score = getattr(self, name)
+            lines.append(f"{name:>10}: precision {score.precision:.3f}  recall {score.recall:.3f}  "
+                         f"(tp {score.true_positive}, fp {score.false_positive}, fn {score.false_negative})")
+        return "\n".join(lines)
+
+
+def read_dev_set(path: Path) -> list[dict]:
+    """Labelled sentences; a malformed line is an error naming the file and line."""
+    items = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            states = set(item["organs"].values())
+            if not isinstance(item["text"], str) or not states <= set(STATES):
+                raise ValueError(f"states must be {STATES}")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}:{number}: bad dev-set line ({error})") from error
+        items.append(item)
+    return items
+
+
+def evaluate_dev_set(path: Path, parser: ReportParser | None = None) -> DevSetScores:
+    """Parse every sentence as a one-sentence FINDINGS section and score it against its labels."""
+    parser = parser or ReportParser()
+    scores = DevSetScores()
+    for item in read_dev_set(path):
+        report = parser.parse(findings=item["text"])
+        expected = item["organs"]
+        predicted = {organ: ("uncertain" if r.uncertain else "abnormal" if r.abnormal else "normal")
+                     for organ, r in report.organs.items()}
+        scores.sentences += 1
+        scores.grounding.add(set(expected), set(predicted))
+        scores.abnormal.add({o for o, s in expected.items() if s != "normal"},
+                            {o for o, s in predicted.items() if s != "normal"})
+        scores.uncertain.add({o for o, s in expected.items() if s == "uncertain"},
+                             {o for o, s in predicted.items() if s == "uncertain"})
+        if expected != predicted:
+            scores.errors.append(f"{item['id']}: {item['text']}\n    expected {expected}\n    got      {predicted}")
+    return scores
+
+
+if __name__ == "__main__":
+    result = evaluate_dev_set(Path(sys.argv[1]))
+    if "--errors" in sys.argv:
+        print("\n".join(result.errors))
+    print(result.summary())

@@ -1,0 +1,425 @@
+"""Which organ units each clause of a report describes, and which abnormalities it states there.
+
+Rules, in the order they apply inside one clause:
+
+1. Organ words become mentions. A *weak* word ("lobe", "lower pole") is dropped when a different
+   organ claims it ("right lobe of the liver"). Sided organs take their side from laterality words
+   before them ("left-sided pleural", "both lungs"), after them ("on the right", "bilaterally") or
+   from the same organ named right after ("lower lobe of the left lung"); no side word means both.
+2. A generic mention next to a narrower one of the same organ is dropped ("L1 vertebral body",
+   "right upper lobe of the lung"). Mentions joined by "and", "," or "of" form one group.
+3. A finding with an implied organ ("emphysema", "cardiomegaly", "hiatal hernia") belongs to it;
+   other findings belong to the nearest group (commas count as distance), else to the organs implied
+   by other findings in the clause, the current "Organ:" heading, or the finding's fallback organ.
+4. A clause naming only a side ("..., the right is normal") refers to the organ of the clause before.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from spacy.tokens import Doc, Span
+
+from stages.common.anatomy import organ_units
+from stages.parse_reports.lexicon import FindingEntry, Lexicon, OrganTerm
+from stages.parse_reports.tokens import token_view
+
+BACKWARD_SIDE_WINDOW = 4
+FORWARD_SIDE_WINDOW = 8
+STOP_PREPOSITIONS = {"in", "of", "on", "at", "with", "from", "to", "within", "into", "along", "near", "adjacent",
+                     "than", "by", "for", "but", "while", "whereas"}
+GROUP_CONNECTORS = {",", "and", "or", "/", "&", "the", "both", "of", "as", "well", "-", "including", "bilateral"}
+INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
+PUNCT_COST = 5
+HEADING_MARKS = {":", "-", "–"}
+LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
+
+
+@dataclass(frozen=True)
+class FindingResult:
+    """One abnormality stated in a clause about one organ."""
+
+    phrase: str
+    negated: bool
+    hedged: bool
+
+
+@dataclass
+class ClauseResult:
+    """A clause of a FINDINGS/IMPRESSION sentence and the organ units it describes."""
+
+    sentence: int
+    section: str
+    text: str
+    units: dict[str, list[FindingResult]] = field(default_factory=dict)
+    unplaced: list[FindingResult] = field(default_factory=list)
+
+
+@dataclass
+class _Mention:
+    start: int
+    end: int
+    term: OrganTerm
+    keys: frozenset[str]
+    units: tuple[str, ...] = ()
+    side_source: str = ""  # "fixed", "before", "after", "plural" or "" (no side given: both)
+
+    @property
+    def explicit_side(self) -> bool:
+        return bool(self.side_source)
+
+
+@dataclass
+class _Finding:
+    """A matched abnormality phrase with its NegEx verdicts (read once from the span)."""
+
+    start: int
+    end: int
+    entry: FindingEntry
+    negated: bool
+    hedged: bool
+    sides: set[str] | None = None
+
+
+@dataclass
+class _Placement:
+    """Organ units a finding is grounded to, and the group it was attached to (if any)."""
+
+    units: tuple[str, ...]
+    group: int | None = None
+
+
+@lru_cache(maxsize=None)
+def _organ_keys(term: OrganTerm) -> frozenset[str]:
+    units = organ_units()
+    return frozenset({term.base} if term.base else {units[name].base for name in term.units})
+
+
+class _ClauseGrounder:
+    """Grounds the clauses of one Doc; holds the per-Doc token lookups."""
+
+    def __init__(self, doc: Doc, lexicon: Lexicon):
+        self.doc, self.lexicon = doc, lexicon
+        self.tokens = token_view(doc)
+        self.findings = sorted((_Finding(span.start, span.end, lexicon.findings[span.kb_id_],
+                                         self._negated(span), bool(span._.hedged)) for span in doc.spans["findings"]),
+                               key=lambda finding: finding.start)
+        self.units = organ_units()
+        self.sides_at = {i: span.label_ for span in doc.spans["sides"] for i in range(span.start, span.end)}
+        self.mentions = sorted((_Mention(span.start, span.end, lexicon.organ_terms[int(span.kb_id_)],
+                                         _organ_keys(lexicon.organ_terms[int(span.kb_id_)]))
+                                for span in doc.spans["organs"]), key=lambda m: m.start)
+        self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
+        self.mention_starts = [m.start for m in self.mentions]
+        self.finding_starts = [f.start for f in self.findings]
+        self.term_texts = {term.text for term in lexicon.organ_terms}
+        self.prefix_starts = {prefix[0] for prefix in lexicon.after_side_prefixes}
+        self.heading: tuple[str, ...] = ()
+
+    def _between(self, start: int, end: int, allowed: set[str]) -> bool:
+        lower = self.tokens.lower
+        return all(lower[i] in allowed or i in self.sides_at for i in range(start, end))
+
+    def _drop_weak(self, mentions: list[_Mention]) -> list[_Mention]:
+        kept = []
+        for index, mention in enumerate(mentions):
+            if mention.term.weak:
+                before = mentions[index - 1] if index else None
+                after = mentions[index + 1] if index + 1 < len(mentions) else None
+                claimed_before = (before is not None and mention.start - before.end <= 2 and not before.keys & mention.keys
+                                  and self._between(before.end, mention.start, {"the", "-"}))
+                claimed_after = (after is not None and after.start - mention.end <= 3 and not after.keys & mention.keys
+                                 and self._between(mention.end, after.start, INHERIT_CONNECTORS))
+                if claimed_before or claimed_after:
+                    continue
+            kept.append(mention)
+        return kept
+
+    def _backward_sides(self, start: int, lower: int, keys: frozenset[str]) -> set[str]:
+        found: set[str] = set()
+        index, steps = start - 1, 0
+        tokens = self.tokens
+        while index >= lower and steps < BACKWARD_SIDE_WINDOW:
+            if index in self.owner:
+                if not self.owner[index].keys & keys:
+                    break
+            elif index in self.sides_at:
+                found.add(self.sides_at[index])
+                steps += 1
+            elif (tokens.punct[index] and tokens.text[index] not in "-/") or tokens.lower[index] in STOP_PREPOSITIONS:
+                break
+            else:
+                steps += 1
+            index -= 1
+        return found
+
+    def _forward_sides(self, mention_end: int, upper: int, keys: frozenset[str], plural: bool,
+                       later: list[_Mention]) -> set[str]:
+        starts = {m.start: m for m in later}
+        tokens = self.tokens
+        for index in range(mention_end, min(upper, mention_end + FORWARD_SIDE_WINDOW)):
+            if tokens.punct[index] and tokens.text[index] not in "-/":
+                break
+            if index in starts:
+                other = starts[index]
+                coordinated = other.side_source == "after"
+                if other.keys & keys and other.explicit_side and (
+                        coordinated or self._between(mention_end, index, INHERIT_CONNECTORS)):
+                    return self._sides_of_units(other.units)
+                break
+            if tokens.lower[index] == "bilaterally":
+                return {"both"}
+            if not plural and tokens.lower[index] in self.prefix_starts:
+                for prefix in self.lexicon.after_side_prefixes:
+                    stop = index + len(prefix)
+                    if stop < upper and stop in self.sides_at and tuple(tokens.lower[index:stop]) == prefix:
+                        return {self.sides_at[stop]}
+        return set()
+
+    def _sides_of_units(self, units: tuple[str, ...]) -> set[str]:
+        return {self.units[name].side for name in units if self.units[name].side}
+
+    def _plural(self, mention: _Mention) -> bool:
+        lower, norm = self.tokens.lower[mention.end - 1], self.tokens.norm[mention.end - 1]
+        return lower != norm or (lower.endswith("s") and lower[:-1] in self.term_texts)
+
+    def _resolve(self, mentions: list[_Mention], clause: Span) -> None:
+        for index in range(len(mentions) - 1, -1, -1):
+            mention = mentions[index]
+            if mention.term.units:
+                mention.units, mention.side_source = mention.term.units, "fixed"
+                continue
+            plural = self._plural(mention)
+            sides = self._backward_sides(mention.start, clause.start, mention.keys)
+            source = "before"
+            if not sides:
+                sides, source = self._forward_sides(mention.end, clause.end, mention.keys, plural,
+                                                    mentions[index + 1:]), "after"
+            mention.side_source = source if sides else ("plural" if plural else "")
+            mention.units = self.lexicon.resolve_targets((mention.term.base,), _side_set(sides))
+
+    def _drop_generic(self, mentions: list[_Mention]) -> list[_Mention]:
+        """Drop a mention that a narrower one of the same organ makes redundant."""
+        dropped: set[int] = set()
+        for index in range(len(mentions) - 1):
+            first, second = mentions[index], mentions[index + 1]
+            if second.start - first.end > 3 or not self._between(first.end, second.start, INHERIT_CONNECTORS):
+                continue
+            a, b = set(first.units), set(second.units)
+            if a > b:
+                dropped.add(index)
+            elif b > a:
+                dropped.add(index + 1)
+        for index, mention in enumerate(mentions):
+            if mention.side_source not in ("", "fixed") or self._plural(mention):
+                continue
+            if any(set(other.units) < set(mention.units) and other.keys <= mention.keys for other in mentions):
+                dropped.add(index)
+        return [m for i, m in enumerate(mentions) if i not in dropped]
+
+    def _groups(self, mentions: list[_Mention]) -> list[list[_Mention]]:
+        groups: list[list[_Mention]] = []
+        for mention in mentions:
+            if groups and self._between(groups[-1][-1].end, mention.start, GROUP_CONNECTORS):
+                groups[-1].append(mention)
+            else:
+                groups.append([mention])
+        return groups
+
+    def _cost(self, finding: _Finding, group: list[_Mention]) -> tuple[int, int]:
+        start, end = group[0].start, group[-1].end
+        if end <= finding.start:
+            gap, after = range(end, finding.start), 0
+        elif start >= finding.end:
+            gap, after = range(finding.end, start), 1
+        else:
+            return 0, 0
+        punct = sum(1 for i in gap if self.tokens.punct[i] and self.tokens.text[i] not in "-/")
+        return len(gap) + PUNCT_COST * punct, after
+
+    def _finding_sides(self, finding: _Finding, clause: Span) -> set[str]:
+        if finding.sides is None:
+            sides = self._backward_sides(finding.start, clause.start, frozenset())
+            finding.sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
+        return finding.sides
+
+    def _negated(self, finding: Span) -> bool:
+        if finding._.negex:
+            return True
+        previous = self.tokens.lower[max(0, finding.start - 2):finding.start]
+        return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
+
+    def _implied(self, ent: _Finding, entry: FindingEntry, mentions: list[_Mention], context: list[_Mention],
+                 clause: Span) -> tuple[str, ...]:
+        """Units of a finding that names its organ; sides from the clause, then the sentence, then itself."""
+        units: list[str] = []
+        own_sides = _side_set(self._finding_sides(ent, clause))
+        for target in entry.organs:
+            for pool in (mentions, [m for m in context if m.explicit_side]):
+                named = [u for m in pool if target in m.keys or target in m.units for u in m.units
+                         if target in (u, self.units[u].base)]
+                if named and not own_sides:
+                    break
+            units += named if named and not own_sides else self.lexicon.resolve_targets((target,), own_sides)
+        return tuple(dict.fromkeys(units))
+
+    def _place(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], implied: list[str],
+               clause: Span) -> _Placement:
+        if groups:
+            index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i]))
+            units = [u for m in groups[index] for u in m.units]
+            own = _side_set(self._finding_sides(ent, clause))
+            if own and not any(m.explicit_side for m in groups[index]):
+                units = [u for u in units if self.units[u].side is None or self.units[u].side in own]
+            return _Placement(tuple(dict.fromkeys(units)), index)
+        own = self._finding_sides(ent, clause)
+        if own and not any(self.units[u].side for u in implied):
+            paired = [key for key, phrase in entry.by_organ.items() if phrase and self.lexicon.is_sided_base(key)]
+            paired += [key for key in entry.fallback if self.lexicon.is_sided_base(key)]
+            if paired:
+                return _Placement(self.lexicon.resolve_targets(paired[:1], _side_set(own)))
+        if implied:
+            return _Placement(tuple(dict.fromkeys(implied)))
+        if self.heading:
+            return _Placement(())
+        return _Placement(self.lexicon.resolve_targets(entry.fallback, _side_set(own)))
+
+    def ground(self, clause: Span, sentence: int, context: list[_Mention],
+               carried: list[_Mention]) -> tuple[ClauseResult, list[_Mention]]:
+        """Ground one clause.
+
+        ``context``: mentions of earlier clauses of the same sentence (for "..., the right is normal");
+        ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
+        """
+        mentions = self._drop_weak(_inside(self.mentions, self.mention_starts, clause))
+        self._resolve(mentions, clause)
+        mentions = self._drop_generic(mentions)
+        if not mentions and context:
+            mentions = self._ellipsis(clause, [m for m in context if m.term.base])
+        findings = _inside(self.findings, self.finding_starts, clause)
+        entries = [finding.entry for finding in findings]
+        if not mentions and carried and not any(entry.organs for entry in entries):
+            mentions = carried
+        self._update_heading(clause, mentions)
+        result = ClauseResult(sentence=sentence, section=clause.label_, text=tidy_text(self.doc, clause.start, clause.end))
+        for mention in mentions:
+            for unit in mention.units:
+                result.units.setdefault(unit, [])
+        groups = self._groups(mentions)
+        implied = {ent.start: self._implied(ent, entry, mentions, context, clause)
+                   for ent, entry in zip(findings, entries) if entry.organs}
+        implied_units = [unit for units in implied.values() for unit in units]
+        sided_groups: dict[int, set[str] | None] = {}
+        for ent, entry in zip(findings, entries):
+            placement = _Placement(implied[ent.start]) if ent.start in implied else \
+                self._place(ent, entry, groups, implied_units, clause)
+            if placement.group is not None:
+                own = _side_set(self._finding_sides(ent, clause))
+                previous = sided_groups.get(placement.group, set())
+                sided_groups[placement.group] = None if previous is None or not own else previous | own
+            self._record(result, ent, entry, placement.units)
+        if not result.units and self.heading:
+            for ent, entry in zip(findings, entries):
+                self._record(result, ent, entry, self.heading)
+            for unit in self.heading:
+                result.units.setdefault(unit, [])
+            result.unplaced = []
+        self._narrow(result, groups, sided_groups)
+        return result, mentions
+
+    def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...]) -> None:
+        negated, hedged = ent.negated, ent.hedged
+        if not units and entry.phrase:
+            result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
+        for unit in units:
+            result.units.setdefault(unit, [])
+            phrase = entry.phrase_for(self.units[unit])
+            if phrase:
+                result.units[unit].append(FindingResult(phrase, negated, hedged))
+
+    def _narrow(self, result: ClauseResult, groups: list[list[_Mention]], sided: dict[int, set[str] | None]) -> None:
+        """"Pleura: small right effusion" describes the right side only: drop the other side when empty."""
+        for index, sides in sided.items():
+            if not sides or any(m.explicit_side for m in groups[index]):
+                continue
+            for mention in groups[index]:
+                for unit in mention.units:
+                    side = self.units[unit].side
+                    if side and side not in sides and not result.units.get(unit):
+                        result.units.pop(unit, None)
+
+    def _ellipsis(self, clause: Span, context: list[_Mention]) -> list[_Mention]:
+        sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
+        if not sides:
+            return []
+        base = context[-1]
+        units = self.lexicon.resolve_targets((base.term.base,), _side_set(sides))
+        return [_Mention(clause.start, clause.start, base.term, base.keys, units, "before")]
+
+    def _update_heading(self, clause: Span, mentions: list[_Mention]) -> None:
+        if not mentions or mentions[0].start != clause.start or mentions[0].end <= clause.start:
+            return
+        first_group = self._groups(mentions)[0]
+        last = first_group[-1].end
+        if last < clause.end and self.tokens.text[last] in HEADING_MARKS:
+            self.heading = tuple(dict.fromkeys(u for m in first_group for u in m.units))
+
+    def reset_heading(self) -> None:
+        self.heading = ()
+
+
+def _inside(items: list, starts: list[int], clause: Span) -> list:
+    """The items (sorted by start) lying inside the clause."""
+    first, last = bisect_left(starts, clause.start), bisect_left(starts, clause.end)
+    return [item for item in items[first:last] if item.end <= clause.end]
+
+
+def _side_set(sides: set[str]) -> frozenset[str]:
+    if not sides or "both" in sides:
+        return frozenset()
+    return frozenset(sides)
+
+
+def tidy_text(doc: Doc, start: int, end: int) -> str:
+    """Clause text as a sentence: no leading conjunction or comma, capitalised, final punctuation."""
+    tokens = token_view(doc)
+    while start < end and (tokens.punct[start] or tokens.space[start] or tokens.lower[start] in LEADING_CONJUNCTIONS):
+        start += 1
+    while end > start and (tokens.text[end - 1] in {",", ";", ":", "-"} or tokens.space[end - 1]):
+        end -= 1
+    text = " ".join("".join(tokens.text[i] + tokens.whitespace[i] for i in range(start, end)).split())
+    if not text:
+        return ""
+    if text[-1] not in ".?!":
+        text += "."
+    return text[0].upper() + text[1:]
+
+
+def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
+    """Ground every clause of the report sections (FINDINGS, IMPRESSION) to organ units."""
+    grounder = _ClauseGrounder(doc, lexicon)
+    tokens = grounder.tokens
+    sentences = list(doc.spans["sentences"])
+    results: list[ClauseResult] = []
+    sentence_index, previous, last, carried, section = -1, [], [], [], None
+    for clause in doc.spans["clauses"]:
+        while sentence_index + 1 < len(sentences) and sentences[sentence_index + 1].start <= clause.start:
+            sentence_index += 1
+            after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
+            carried = last if after_semicolon else []
+            previous = []
+            gap_start = sentences[sentence_index - 1].end if sentence_index else 0
+            breaks = sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[sentence_index].start)
+                         if tokens.space[i])
+            if breaks > 1 or clause.label_ != section:
+                grounder.reset_heading()
+        section = clause.label_
+        if section not in lexicon.report_sections:
+            continue
+        result, last = grounder.ground(clause, sentence_index, previous, carried)
+        carried = []
+        previous = previous + last
+        if result.text:
+            results.append(result)
+    return results

@@ -1,0 +1,268 @@
+"""The parser's vocabulary, read from the JSON data files in ``lexicon/`` plus the shared anatomy table.
+
+Keeping every word list as data lets users extend the parser for their institution's phrasing
+without touching code; :func:`load_lexicon` turns the files into read-only typed tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from negspacy.termsets import termset
+
+from stages.common import anatomy
+from stages.common.anatomy import OrganUnit, organ_units
+
+LEXICON_DIR = Path(__file__).with_name("lexicon")
+LEXICON_FILES = ("findings.json", "organ_terms.json", "negation.json", "hedging.json", "sections.json", "language.json")
+NEGEX_KEYS = ("pseudo_negations", "preceding_negations", "following_negations", "termination")
+
+
+class LexiconError(ValueError):
+    """A lexicon data file is malformed; the message names the file and entry."""
+
+
+@dataclass(frozen=True)
+class FindingEntry:
+    """One abnormality: its surface forms and how it is normalised and grounded."""
+
+    key: str
+    phrase: str | None
+    surfaces: tuple[str, ...]
+    organs: tuple[str, ...]
+    fallback: tuple[str, ...]
+    by_organ: Mapping[str, str | None]
+
+    def phrase_for(self, unit: OrganUnit) -> str | None:
+        """Normalised phrase of this finding in ``unit`` (None: not an abnormality there)."""
+        for key in (unit.name, unit.base):
+            if key in self.by_organ:
+                return self.by_organ[key]
+        return self.phrase
+
+
+@dataclass(frozen=True)
+class OrganTerm:
+    """A word for an organ: fixed ``units``, or a sided ``base`` resolved from laterality words."""
+
+    text: str
+    units: tuple[str, ...]
+    base: str | None
+    weak: bool
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    findings: Mapping[str, FindingEntry]
+    organ_terms: tuple[OrganTerm, ...]
+    blocked_terms: tuple[str, ...]
+    side_words: Mapping[str, str]
+    after_side_prefixes: tuple[tuple[str, ...], ...]
+    section_headers: Mapping[str, str]
+    report_sections: tuple[str, ...]
+    predicates: frozenset[str]
+    clause_breaks: frozenset[str]
+    no_break_after: frozenset[str]
+    abbreviations: frozenset[str]
+    list_markers: frozenset[str]
+    negation: Mapping[str, list[str]]
+    hedging: Mapping[str, list[str]]
+    word_norms: Mapping[str, str]
+    digest: str
+
+    def is_sided_base(self, name: str) -> bool:
+        """True for a side-less base of paired organs ("lung", "kidney")."""
+        return f"{name}_left" in organ_units() and name not in organ_units()
+
+    def resolve_targets(self, targets: tuple[str, ...], sides: frozenset[str]) -> tuple[str, ...]:
+        """Organ units named by ``targets`` (unit names or sided bases, given the sides found)."""
+        units = organ_units()
+        resolved: list[str] = []
+        for target in targets:
+            if target in units:
+                resolved.append(target)
+                continue
+            for side in ("left", "right"):
+                if (not sides or side in sides) and f"{target}_{side}" in units:
+                    resolved.append(f"{target}_{side}")
+        return tuple(resolved)
+
+
+def _read(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise LexiconError(f"{path}: cannot read lexicon file ({error})") from error
+    if not isinstance(data, dict):
+        raise LexiconError(f"{path}: expected a JSON object")
+    return data
+
+
+def _findings(data: dict[str, Any], path: Path) -> dict[str, FindingEntry]:
+    known = set(organ_units()) | {unit.base for unit in organ_units().values()}
+    entries: dict[str, FindingEntry] = {}
+    for key, spec in data.items():
+        if key.startswith("_"):
+            continue
+        if not isinstance(spec, dict) or not spec.get("surfaces"):
+            raise LexiconError(f"{path}: entry {key!r} needs a non-empty 'surfaces' list")
+        organs = tuple(spec.get("organs", ()))
+        fallback = tuple(spec.get("fallback", ()))
+        by_organ = dict(spec.get("by_organ", {}))
+        unknown = [name for name in (*organs, *fallback, *by_organ) if name not in known]
+        if unknown:
+            raise LexiconError(f"{path}: entry {key!r} names unknown organs {unknown}; see `ctglip organs`")
+        entries[key] = FindingEntry(key=key, phrase=spec.get("phrase"), surfaces=tuple(spec["surfaces"]),
+                                    organs=organs, fallback=fallback, by_organ=MappingProxyType(by_organ))
+    return entries
+
+
+def _organ_terms(data: dict[str, Any], path: Path) -> tuple[OrganTerm, ...]:
+    """Anatomy-table synonyms and unit names, overridden and extended by ``organ_terms.json``."""
+    units = organ_units()
+    weak = {term.lower() for term in data.get("weak", [])}
+    terms: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    for unit in units.values():
+        for text in (*unit.synonyms, unit.base.replace("_", " ")):
+            terms[text.lower()] = ((), unit.base) if unit.side else ((unit.name,), None)
+    for entry in data.get("terms", []):
+        if "group" in entry:
+            fixed = tuple(name for name, unit in units.items() if unit.group == entry["group"])
+            target: tuple[tuple[str, ...], str | None] = (fixed, None)
+        elif "units" in entry:
+            target = (tuple(entry["units"]), None)
+        else:
+            target = ((), entry.get("base"))
+        unknown = [name for name in target[0] if name not in units]
+        if unknown or not (target[0] or target[1]):
+            raise LexiconError(f"{path}: organ term entry {entry.get('terms', [])[:3]} names unknown units {unknown}")
+        for text in entry.get("terms", []):
+            terms[text.lower()] = target
+    for level, unit in _spine_levels(data.get("spine_levels", {})).items():
+        terms[level.lower()] = ((unit,), None)
+    return tuple(OrganTerm(text=text, units=fixed, base=base, weak=text in weak)
+                 for text, (fixed, base) in terms.items())
+
+
+def _spine_levels(spec: dict[str, list[Any]]) -> dict[str, str]:
+    levels: dict[str, str] = {}
+    for prefix, (unit, highest) in spec.items():
+        for number in range(1, int(highest) + 1):
+            levels[f"{prefix}{number}"] = unit
+    return levels
+
+
+def _negation_termset(spec: dict[str, Any], path: Path) -> dict[str, list[str]]:
+    base = termset(spec.get("base", "en_clinical")).get_patterns()
+    result: dict[str, list[str]] = {}
+    for key in NEGEX_KEYS:
+        removed = set(spec.get("remove", {}).get(key, []))
+        merged = [term for term in base[key] if term not in removed]
+        merged += [term for term in spec.get("add", {}).get(key, []) if term not in merged]
+        result[key] = merged
+    if not all(result.values()):
+        raise LexiconError(f"{path}: every NegEx list must stay non-empty")
+    return result
+
+
+def plural_forms(word: str, irregular: Mapping[str, list[str]]) -> set[str]:
+    """English plural forms of a lexicon word (rules plus the irregular table)."""
+    forms = set(irregular.get(word, ()))
+    if word.endswith("sis"):
+        forms.add(word[:-2] + "es")
+    elif word.endswith(("s", "x", "z", "ch", "sh")):
+        forms.add(word + "es")
+    elif word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
+        forms.add(word[:-1] + "ies")
+    else:
+        forms.add(word + "s")
+    return forms
+
+
+def build_word_norms(words: set[str], language: dict[str, Any]) -> dict[str, str]:
+    """Variant -> canonical word: plurals and British spellings of every lexicon word."""
+    irregular = language.get("irregular_plurals", {})
+    stopwords = set(language.get("stopwords", []))
+    rules = [(re.compile(pattern), replacement) for pattern, replacement in language.get("british_spellings", [])]
+    norms: dict[str, str] = {}
+    for word in sorted(words):
+        if word in stopwords or len(word) < 3 or not word.isalpha():
+            continue
+        spellings = {word} | {rule.sub(replacement, word) for rule, replacement in rules if rule.search(word)}
+        for spelling in spellings:
+            for form in {spelling} | plural_forms(spelling, irregular):
+                if form != word:
+                    norms.setdefault(form, word)
+    for singular, plurals in irregular.items():
+        for plural in plurals:
+            if " " not in singular:
+                norms.setdefault(plural, singular)
+    return {form: root for form in norms if (root := _root(form, norms)) != form}
+
+
+def _root(word: str, norms: dict[str, str]) -> str:
+    """Follow variant -> canonical links to the end ("lungses" -> "lungs" -> "lung")."""
+    seen = {word}
+    while word in norms and norms[word] not in seen:
+        word = norms[word]
+        seen.add(word)
+    return word
+
+
+def _lexicon_words(findings: Mapping[str, FindingEntry], terms: tuple[OrganTerm, ...]) -> set[str]:
+    words: set[str] = set()
+    texts = [surface for entry in findings.values() for surface in entry.surfaces] + [term.text for term in terms]
+    for text in texts:
+        words.update(re.findall(r"[a-z']+", text.lower()))
+    return words
+
+
+def _digest(folder: Path) -> str:
+    sha = hashlib.sha256()
+    for name in LEXICON_FILES:
+        sha.update((folder / name).read_bytes())
+    sha.update(Path(anatomy.__file__).with_name("anatomy_synonyms.json").read_bytes())
+    return sha.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def load_lexicon(folder: Path | None = None) -> Lexicon:
+    """Read and check the lexicon files (default: the packaged ``lexicon/`` folder)."""
+    folder = Path(folder) if folder else LEXICON_DIR
+    findings = _findings(_read(folder, "findings.json"), folder / "findings.json")
+    organ_data = _read(folder, "organ_terms.json")
+    terms = _organ_terms(organ_data, folder / "organ_terms.json")
+    sections = _read(folder, "sections.json")
+    language = _read(folder, "language.json")
+    hedging = _read(folder, "hedging.json")
+    negation = _negation_termset(_read(folder, "negation.json"), folder / "negation.json")
+    hedge_sets = {key: list(hedging.get(key, [])) for key in NEGEX_KEYS[:3]}
+    hedge_sets["termination"] = negation["termination"] + list(hedging.get("termination", []))
+    headers = {phrase.lower(): kind for kind, phrases in sections.get("headers", {}).items() for phrase in phrases}
+    side_words = {word: side for side, words in language.get("side_words", {}).items() for word in words}
+    return Lexicon(
+        findings=MappingProxyType(findings),
+        organ_terms=terms,
+        blocked_terms=tuple(organ_data.get("blocked", [])),
+        side_words=MappingProxyType(side_words),
+        after_side_prefixes=tuple(tuple(prefix) for prefix in language.get("after_side_prefixes", [])),
+        section_headers=MappingProxyType(headers),
+        report_sections=tuple(sections.get("report_sections", ("findings", "impression"))),
+        predicates=frozenset(language.get("predicates", [])),
+        clause_breaks=frozenset(language.get("clause_breaks", [])),
+        no_break_after=frozenset(language.get("no_break_after", [])),
+        abbreviations=frozenset(language.get("abbreviations", [])),
+        list_markers=frozenset(language.get("list_markers", [])),
+        negation=MappingProxyType(negation),
+        hedging=MappingProxyType(hedge_sets),
+        word_norms=MappingProxyType(build_word_norms(_lexicon_words(findings, terms), language)),
+        digest=_digest(folder),
+    )

@@ -1,0 +1,165 @@
+"""Parse one report into organ-grounded text, abnormal/uncertain flags and abnormality phrases.
+
+>>> parser = ReportParser()
+>>> report = parser.parse(findings="Millimetric nodules in both lungs. No pericardial effusion.")
+>>> sorted(report.organs), report.organs["heart"].abnormal
+(['heart', 'lung_left', 'lung_right'], False)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from spacy.tokens import Doc
+
+from stages.parse_reports.grounding import tidy_text
+from stages.parse_reports.lexicon import load_lexicon
+from stages.parse_reports.pipeline import COLUMN_TEXT, INITIAL_SECTION, build_pipeline
+
+CHUNK_CHARS = 20_000
+
+
+@dataclass
+class OrganReport:
+    """What a report says about one organ unit."""
+
+    organ: str
+    texts: list[str] = field(default_factory=list)
+    abnormalities: list[str] = field(default_factory=list)
+    hedged_abnormalities: list[str] = field(default_factory=list)
+    negated_abnormalities: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.texts)
+
+    @property
+    def abnormal(self) -> bool:
+        """At least one abnormality is stated (not negated) for this organ."""
+        return bool(self.abnormalities)
+
+    @property
+    def uncertain(self) -> bool:
+        """The organ is abnormal only through hedged statements ("possible nodule")."""
+        return self.abnormal and set(self.abnormalities) <= set(self.hedged_abnormalities)
+
+
+@dataclass
+class UnassignedSentence:
+    """A FINDINGS/IMPRESSION sentence grounded to no organ unit (kept for review)."""
+
+    section: str
+    text: str
+    abnormalities: list[str]
+
+
+@dataclass
+class ParsedReport:
+    organs: dict[str, OrganReport]
+    unassigned: list[UnassignedSentence]
+    sentences: int
+
+
+def split_long_text(text: str, limit: int = CHUNK_CHARS) -> list[str]:
+    """Cut a huge report into pieces of at most ``limit`` characters at line or sentence ends."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind("\n") + 1, window.rfind(". ") + 2)
+        cut = cut if cut > limit // 2 else limit
+        pieces.append(text[:cut])
+        text = text[cut:]
+    pieces.append(text)
+    return pieces
+
+
+class ReportParser:
+    """Holds one spaCy pipeline; reuse it for many reports."""
+
+    def __init__(self, lexicon_dir: Path | None = None):
+        self.lexicon = load_lexicon(lexicon_dir)
+        self.nlp = build_pipeline(lexicon_dir)
+
+    def _docs(self, text: str, section: str, column_text: bool) -> list[Doc]:
+        docs = []
+        for piece in split_long_text(re.sub(r"\r\n?", "\n", text)):
+            doc = self.nlp.make_doc(piece)
+            doc.user_data[INITIAL_SECTION] = section
+            doc.user_data[COLUMN_TEXT] = column_text
+            for _, component in self.nlp.pipeline:
+                doc = component(doc)
+            if doc.spans["sections"]:
+                section = doc.spans["sections"][-1].label_
+            docs.append(doc)
+        return docs
+
+    def parse(self, findings: str | None = None, impression: str | None = None,
+              text: str | None = None) -> ParsedReport:
+        """Parse a report given as FINDINGS / IMPRESSION texts, or one ``text`` with section headers."""
+        parts = [(value, section, column) for value, section, column in (
+            (text, "findings", False), (findings, "findings", True), (impression, "impression", True))
+            if value and value.strip()]
+        organs: dict[str, OrganReport] = {}
+        certain: dict[str, set[str]] = {}
+        unassigned: list[UnassignedSentence] = []
+        sentence_count = 0
+        for value, section, column_text in parts:
+            for doc in self._docs(value, section, column_text):
+                sentence_count += self._collect(doc, organs, certain, unassigned)
+        for organ, report in organs.items():
+            report.hedged_abnormalities = [p for p in report.hedged_abnormalities if p not in certain.get(organ, set())]
+            report.negated_abnormalities = [p for p in report.negated_abnormalities if p not in report.abnormalities]
+        return ParsedReport(organs=organs, unassigned=unassigned, sentences=sentence_count)
+
+    def _collect(self, doc: Doc, organs: dict[str, OrganReport], certain: dict[str, set[str]],
+                 unassigned: list[UnassignedSentence]) -> int:
+        grounded: set[int] = set()
+        unplaced: dict[int, list[str]] = {}
+        for clause in doc._.report_clauses:
+            if clause.units:
+                grounded.add(clause.sentence)
+            unplaced.setdefault(clause.sentence, []).extend(
+                f.phrase for f in clause.unplaced if not f.negated)
+            for unit, findings in clause.units.items():
+                report = organs.setdefault(unit, OrganReport(organ=unit))
+                if clause.text not in report.texts:
+                    report.texts.append(clause.text)
+                for finding in findings:
+                    _add_finding(report, certain.setdefault(unit, set()), finding.phrase, finding.negated,
+                                 finding.hedged)
+        counted = 0
+        for index, sentence in enumerate(doc.spans["sentences"]):
+            if sentence.label_ not in self.lexicon.report_sections:
+                continue
+            counted += 1
+            if index not in grounded:
+                unassigned.append(UnassignedSentence(section=sentence.label_, text=tidy_text(doc, sentence.start, sentence.end),
+                                                     abnormalities=list(dict.fromkeys(unplaced.get(index, [])))))
+        return counted
+
+
+def _add_finding(report: OrganReport, certain: set[str], phrase: str, negated: bool, hedged: bool) -> None:
+    if negated:
+        if phrase not in report.negated_abnormalities:
+            report.negated_abnormalities.append(phrase)
+        return
+    if phrase not in report.abnormalities:
+        report.abnormalities.append(phrase)
+    if hedged:
+        if phrase not in report.hedged_abnormalities:
+            report.hedged_abnormalities.append(phrase)
+    else:
+        certain.add(phrase)
+
+
+@lru_cache(maxsize=1)
+def default_parser() -> ReportParser:
+    """A process-wide parser with the packaged lexicon (built on first use)."""
+    return ReportParser()
+
+
+def parse_report(findings: str | None = None, impression: str | None = None, text: str | None = None) -> ParsedReport:
+    """Parse one report with the packaged lexicon; see :class:`ReportParser` to reuse a custom one."""
+    return default_parser().parse(findings=findings, impression=impression, text=text)

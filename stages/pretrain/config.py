@@ -1,0 +1,96 @@
+"""Typed configuration of ``ctglip pretrain``: a preset's model dict plus training settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from stages.pretrain.factory import load_preset
+
+MODES = ("grounded", "global")
+PRECISIONS = ("auto", "fp32", "bf16")
+RUN_ONLY_KEYS = ("num_workers", "compile", "checkpoint_every", "log_every")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and objective settings. ``batch_size`` is the *global* batch (all processes)."""
+
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    val_fraction: float = 0.1
+    organ_text_weight: float = 1.0
+    abnormality_weight: float = 1.0
+    organ_name_weight: float = 0.0
+    include_incomplete: bool = False
+    oversample_abnormal: int = 1
+    augment: bool = True
+    local_loss: bool = False
+    gather_with_grad: bool = True
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = 0
+    checkpoint_every: int = 50
+    log_every: int = 5
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "lr", "checkpoint_every", "log_every", "oversample_abnormal")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip", "organ_text_weight", "abnormality_weight", "organ_name_weight",
+                     "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class PretrainConfig:
+    """Everything one ``ctglip pretrain`` run needs; ``model`` is a preset's model dict."""
+
+    cache_dir: Path
+    out_dir: Path
+    mode: str = "grounded"
+    model: dict[str, Any] = field(default_factory=lambda: load_preset("tiny", "cnn")["model"])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    device: str = "auto"
+    resume: bool = False
+    stop_after_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        self.cache_dir, self.out_dir = Path(self.cache_dir), Path(self.out_dir)
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.stop_after_steps is not None and self.stop_after_steps <= 0:
+            raise ValueError(f"stop_after_steps must be positive, got {self.stop_after_steps}")
+
+
+def make_config(cache_dir: Path, out_dir: Path, *, mode: str = "grounded", preset: str = "tiny",
+                encoder: str | None = None, device: str = "auto", resume: bool = False,
+                stop_after_steps: int | None = None, **train_overrides: Any) -> PretrainConfig:
+    """Config from a preset (``tiny``/``base`` or a JSON file) plus training overrides (None = keep)."""
+    loaded = load_preset(preset, encoder or "cnn")
+    file_encoder = loaded["model"].get("encoder")
+    if encoder is not None and file_encoder != encoder:
+        raise ValueError(f"{loaded['source']}: describes a {file_encoder!r} model, but encoder {encoder!r} was asked for")
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted((set(loaded["train"]) | set(train_overrides)) - known)
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown} (known: {', '.join(sorted(known))})")
+    settings = {**loaded["train"], **{key: value for key, value in train_overrides.items() if value is not None}}
+    return PretrainConfig(cache_dir=cache_dir, out_dir=out_dir, mode=mode, model=loaded["model"],
+                          train=TrainConfig(**settings), device=device, resume=resume,
+                          stop_after_steps=stop_after_steps)

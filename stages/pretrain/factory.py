@@ -1,0 +1,93 @@
+"""Architecture presets (JSON registry), model construction, and checkpoint loading.
+
+A model is rebuilt from its config dict alone, and that dict travels inside every
+checkpoint, so ``zeroshot`` needs nothing but the checkpoint file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stages.pretrain.io import read_checkpoint
+from stages.pretrain.model import CNNEncoder, CTGlipModel, ViTEncoder
+
+PRESET_DIR = Path(__file__).with_name("configs")
+ENCODERS = ("cnn", "vit")
+_COMMON_KEYS = {"encoder", "input_size", "input_pool", "embed_dim", "image_hidden", "text_hidden",
+                "init_temperature", "temperature_range"}
+_ENCODER_KEYS = {
+    "cnn": {"filters", "strides", "feature_dim"},
+    "vit": {"patch_size", "hidden_size", "num_layers", "num_heads"},
+}
+
+
+def list_presets() -> list[str]:
+    """Preset names, ``<encoder>_<size>`` (e.g. ``cnn_tiny``)."""
+    return sorted(path.stem for path in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name_or_path: str | Path, encoder: str = "cnn") -> dict[str, Any]:
+    """``{"model": {...}, "train": {...}}`` from a size name (``tiny``, ``base``) or a JSON file."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+    candidate = PRESET_DIR / f"{encoder}_{name_or_path}.json"
+    path = candidate if candidate.is_file() else Path(name_or_path)
+    if not path.is_file():
+        sizes = sorted({name.split("_", 1)[1] for name in list_presets()})
+        raise FileNotFoundError(f"config {name_or_path!r} is neither a preset ({', '.join(sizes)}) nor a JSON file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable config ({error})") from error
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise ValueError(f"{path}: a config needs a \"model\" object (and optionally \"train\")")
+    train = data.get("train", {})
+    if not isinstance(train, dict):
+        raise ValueError(f"{path}: \"train\" must be an object")
+    return {"model": dict(data["model"]), "train": dict(train), "source": str(path)}
+
+
+def check_model_config(model_cfg: dict[str, Any]) -> None:
+    """Raise ValueError naming missing or unknown keys."""
+    encoder = model_cfg.get("encoder")
+    if encoder not in ENCODERS:
+        raise ValueError(f"model config: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+    expected = _COMMON_KEYS | _ENCODER_KEYS[encoder]
+    missing, unknown = sorted(expected - set(model_cfg)), sorted(set(model_cfg) - expected)
+    if missing or unknown:
+        raise ValueError(f"model config for {encoder}: missing keys {missing}, unknown keys {unknown}")
+    if len(model_cfg["input_size"]) != 3:
+        raise ValueError(f"model config: input_size must have 3 entries, got {model_cfg['input_size']}")
+    pool = int(model_cfg["input_pool"])
+    if pool < 1 or any(size % pool for size in model_cfg["input_size"]):
+        raise ValueError(f"model config: input_pool {pool} must divide input_size {model_cfg['input_size']}")
+
+
+def build_model(model_cfg: dict[str, Any], text_dim: int) -> CTGlipModel:
+    """A freshly initialised :class:`CTGlipModel` (seed torch first for reproducible weights)."""
+    check_model_config(model_cfg)
+    pooled_size = [int(size) // int(model_cfg["input_pool"]) for size in model_cfg["input_size"]]
+    if model_cfg["encoder"] == "cnn":
+        encoder: torch.nn.Module = CNNEncoder(model_cfg["filters"], model_cfg["strides"], model_cfg["feature_dim"])
+    else:
+        encoder = ViTEncoder(pooled_size, model_cfg["patch_size"], model_cfg["hidden_size"],
+                             model_cfg["num_layers"], model_cfg["num_heads"])
+    return CTGlipModel(encoder, text_dim=text_dim, embed_dim=model_cfg["embed_dim"],
+                       input_pool=int(model_cfg["input_pool"]), image_hidden=model_cfg["image_hidden"],
+                       text_hidden=model_cfg["text_hidden"], init_temperature=model_cfg["init_temperature"],
+                       temperature_range=model_cfg["temperature_range"])
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[CTGlipModel, dict[str, Any]]:
+    """Model (eval mode, on ``device``) and its full config from a ``ctglip pretrain`` checkpoint."""
+    checkpoint = read_checkpoint(Path(path), device)
+    config = checkpoint["config"]
+    model = build_model(config["model"], int(config["text_encoder"]["dim"]))
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise ValueError(f"{path}: weights do not fit the model config stored with them ({error})") from error
+    return model.to(device).eval(), config

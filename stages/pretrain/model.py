@@ -1,0 +1,119 @@
+"""CT-GLIP model: a 3D vision encoder from MONAI building blocks, mask pooling, projections.
+
+Two encoder families as in the paper: a CNN (MONAI ``DynUNet``, the nnU-Net architecture,
+whose highest-resolution decoder output is the feature map) and a ViT (MONAI ``ViT``,
+its patch tokens laid back onto the patch grid). An organ embedding is the feature map
+averaged inside the organ mask brought to the feature resolution; the text side projects
+the cache's frozen text embeddings. Both are L2-normalised; the temperature is learnable.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import ViT, DynUNet
+from torch import nn
+
+
+class CNNEncoder(nn.Module):
+    """nnU-Net (``DynUNet``) whose output layer emits ``feature_dim`` channels.
+
+    ``strides[0] > 1`` makes the first block a strided stem, so the highest-resolution
+    map is ``input / strides[0]`` (cheap enough for CPUs).
+    """
+
+    def __init__(self, filters: Sequence[int], strides: Sequence[int], feature_dim: int):
+        super().__init__()
+        if len(filters) != len(strides) or len(filters) < 3:
+            raise ValueError(f"cnn encoder needs as many filters as strides (>= 3 levels), got {filters} and {strides}")
+        self.net = DynUNet(spatial_dims=3, in_channels=1, out_channels=feature_dim,
+                           kernel_size=[3] * len(filters), strides=list(strides),
+                           upsample_kernel_size=list(strides[1:]), filters=list(filters),
+                           norm_name=("INSTANCE", {"affine": True}), res_block=True)
+        self.out_channels = feature_dim
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
+
+
+class ViTEncoder(nn.Module):
+    """MONAI ``ViT``; the patch tokens are reshaped to a [C, d, h, w] feature map."""
+
+    def __init__(self, input_size: Sequence[int], patch_size: int, hidden_size: int, num_layers: int,
+                 num_heads: int, mlp_ratio: int = 4):
+        super().__init__()
+        if any(size % patch_size for size in input_size):
+            raise ValueError(f"vit input size {tuple(input_size)} is not divisible by patch size {patch_size}")
+        self.grid = tuple(size // patch_size for size in input_size)
+        self.net = ViT(in_channels=1, img_size=tuple(input_size), patch_size=patch_size, hidden_size=hidden_size,
+                       mlp_dim=hidden_size * mlp_ratio, num_layers=num_layers, num_heads=num_heads, qkv_bias=True)
+        for block in self.net.blocks:
+            # MONAI builds this norm even without cross-attention; unused parameters break DDP
+            block.norm_cross_attn = nn.Identity()
+        self.out_channels = hidden_size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        tokens, _ = self.net(image)
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *self.grid)
+
+
+def projection(in_dim: int, out_dim: int, hidden_dim: int) -> nn.Module:
+    """Linear projection, or a two-layer MLP when ``hidden_dim`` > 0."""
+    if hidden_dim <= 0:
+        return nn.Linear(in_dim, out_dim)
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
+
+
+def masked_average(features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Average of a [B, C, d, h, w] map inside a [B, 1, D, H, W] mask (None: everywhere).
+
+    The mask is brought to the feature resolution as per-cell occupancy fractions, so a
+    small organ still weighs the cells it partly covers instead of vanishing.
+    """
+    if mask is None:
+        return features.mean(dim=(2, 3, 4))
+    weights = F.adaptive_avg_pool3d(mask.to(features.dtype), features.shape[2:])
+    total = weights.sum(dim=(2, 3, 4)).clamp(min=1e-6)
+    return (features * weights).sum(dim=(2, 3, 4)) / total
+
+
+class CTGlipModel(nn.Module):
+    """Grounded image and text embeddings in one space, plus the learnable temperature."""
+
+    def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, input_pool: int = 1,
+                 image_hidden: int = 0, text_hidden: int = 0, init_temperature: float = 0.07,
+                 temperature_range: Sequence[float] = (0.01, 0.5)):
+        super().__init__()
+        low, high = temperature_range
+        if not 0 < low <= init_temperature <= high:
+            raise ValueError(f"temperature {init_temperature} must lie in the clamp range {tuple(temperature_range)}")
+        self.encoder = encoder
+        self.input_pool = input_pool
+        self.image_projection = projection(encoder.out_channels, embed_dim, image_hidden)
+        self.text_projection = projection(text_dim, embed_dim, text_hidden)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+        self.logit_scale_range = (1.0 / high, 1.0 / low)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """1 / temperature, clamped to the configured range."""
+        low, high = self.logit_scale_range
+        return self.log_logit_scale.exp().clamp(min=low, max=high)
+
+    def encode_image(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, 1, D, H, W] image (and organ mask; None = whole volume) -> [B, P], L2-normalised."""
+        pooled_input = F.avg_pool3d(image, self.input_pool) if self.input_pool > 1 else image
+        features = self.encoder(pooled_input)
+        pooled = masked_average(features.float(), mask)
+        return F.normalize(self.image_projection(pooled), dim=-1)
+
+    def encode_text(self, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """[N, E] frozen text-encoder embeddings -> [N, P], L2-normalised."""
+        return F.normalize(self.text_projection(text_embeddings), dim=-1)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor | None,
+                text_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything one training step needs, in one call so DDP sees every parameter used."""
+        return self.encode_image(image, mask), self.encode_text(text_embeddings), self.logit_scale

@@ -1,0 +1,323 @@
+"""The pretraining loop: AdamW, warmup + cosine, clipping, DDP, atomic resumable checkpoints.
+
+Determinism: weights are seeded, batch order and augmentation derive from (seed, epoch,
+position), and a checkpoint stores everything else that changes (weights, optimizer,
+scheduler, step, RNG), so ``--resume`` after a kill reaches the uninterrupted result.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from stages import __version__
+from stages.cache import load_cache
+from stages.common.manifest import StageResult, package_versions, read_manifest, write_manifest
+from stages.common.progress import ProgressReporter, SilentProgress
+from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig
+from stages.pretrain.data import CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan, plan_samples
+from stages.pretrain.distributed import (DistInfo, all_reduce_sum, barrier, destroy_process_group,
+                                         init_process_group, resolve_device, world_info_from_env)
+from stages.pretrain.evaluate import validate
+from stages.pretrain.factory import build_model
+from stages.pretrain.io import (CHECKPOINT_FORMAT, FINAL_CHECKPOINT, LAST_CHECKPOINT, plot_metrics,
+                                read_checkpoint, save_checkpoint, write_config_json, write_metrics_csv)
+from stages.pretrain.model import CTGlipModel
+from stages.pretrain.objective import Objective
+
+@dataclass
+class PretrainResult(StageResult):
+    """StageResult plus the last validation metrics and whether training reached its end."""
+
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    completed: bool = True
+
+
+class WarmupCosine:
+    """Learning-rate factor: linear warmup, then cosine decay to zero.
+
+    A plain object (not a closure) so the scheduler's state dict holds its two ints.
+    """
+
+    def __init__(self, warmup_steps: int, total_steps: int):
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
+    """bf16 autocast on CUDA under ``auto``; exact fp32 on CPU unless bf16 is asked for."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext
+
+
+@dataclass
+class Session:
+    """Everything a run holds while training (built by :func:`prepare`)."""
+
+    config: PretrainConfig
+    info: DistInfo
+    device: torch.device
+    plan: SamplePlan
+    run_config: dict[str, Any]
+    model: CTGlipModel
+    step_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    sampler: GlobalBatchSampler
+    loader: DataLoader
+    val_set: CacheDataset | None
+    text_embeddings: torch.Tensor
+    objective: Objective
+    autocast: Callable[[], AbstractContextManager]
+    total_steps: int
+    step: int = 0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def grounded(self) -> bool:
+        return self.config.mode == "grounded"
+
+    @property
+    def channels_last(self) -> bool:
+        return self.config.train.channels_last and self.device.type == "cuda"
+
+
+def run(config: PretrainConfig, progress: ProgressReporter | None = None) -> PretrainResult:
+    """Train (or resume) one run; under torchrun every rank calls this with the same config."""
+    info = world_info_from_env()
+    device = resolve_device(config.device, info)
+    owns_group = info.is_distributed and not dist.is_initialized()
+    init_process_group(info, device)
+    try:
+        session = prepare(config, info, device)
+        return fit(session, progress if (progress is not None and info.is_main) else SilentProgress())
+    finally:
+        if owns_group:
+            destroy_process_group()
+
+
+def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Session:
+    """Read the cache, split it, build model/optimizer/data, and restore a checkpoint on resume."""
+    cache_manifest = read_manifest(config.cache_dir, "cache")
+    cache = load_cache(config.cache_dir, kind="organ" if config.mode == "grounded" else "volume")
+    train_cfg, grounded = config.train, config.mode == "grounded"
+    check_run_dir(config.out_dir, config.resume)
+    texts = torch.from_numpy(cache.text_embeddings.astype("float32"))
+    plan = plan_samples(cache.index, len(cache.texts), len(cache.organ_vocab) if grounded else None,
+                        train_cfg.val_fraction, train_cfg.seed, train_cfg.include_incomplete)
+    if not plan.train_rows:
+        raise ValueError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
+    preprocess = cache.preprocess
+    input_size = preprocess.crop_size if grounded else preprocess.volume_size
+    model_cfg = {**config.model, "input_size": [int(size) for size in input_size]}
+    run_config = {
+        "mode": config.mode, "model": model_cfg, "train": train_cfg.to_dict(),
+        "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
+                  "preprocess": preprocess.to_dict()},
+        "text_encoder": {**dict(cache.text_encoder), "dim": int(texts.shape[1])},
+        "organ_vocab": list(cache.organ_vocab),
+        "abnormality_dictionary": {organ: {phrase: int(count) for phrase, count in phrases.items()}
+                                   for organ, phrases in cache.abnormality_dictionary.items()},
+        "ctglip_version": __version__,
+    }
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_cfg, text_dim=int(texts.shape[1])).to(device)
+    if config.train.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last_3d)
+    candidates = CandidateTable.from_cache(cache) if grounded else None
+    abnormal = cache.index["abnormal"].astype(bool).tolist()
+    sampler = GlobalBatchSampler([abnormal[row] for row in plan.train_rows], train_cfg.batch_size, info.rank,
+                                 info.world_size, train_cfg.seed, train_cfg.oversample_abnormal)
+    train_set = CacheDataset(cache, plan.train_rows, candidates, train_cfg.seed, train_cfg.augment)
+    loader = DataLoader(train_set, batch_size=sampler.local_batch, sampler=sampler,
+                        num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=train_cfg.num_workers > 0)
+    total_steps = train_cfg.epochs * sampler.batches_per_epoch
+    optimizer = torch.optim.AdamW(parameter_groups(model, train_cfg.weight_decay), lr=train_cfg.lr)
+    warmup = int(round(train_cfg.warmup_fraction * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total_steps))
+    step_model: nn.Module = model
+    if info.is_distributed:
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if train_cfg.compile:
+        step_model = torch.compile(step_model)
+    text_embeddings = texts.to(device)
+    session = Session(
+        config=config, info=info, device=device, plan=plan, run_config=run_config, model=model,
+        step_model=step_model, optimizer=optimizer, scheduler=scheduler, sampler=sampler, loader=loader,
+        val_set=CacheDataset(cache, plan.val_rows, candidates, train_cfg.seed, False) if plan.val_rows else None,
+        text_embeddings=text_embeddings,
+        objective=Objective(train_cfg, text_embeddings, candidates, info.rank, info.world_size),
+        autocast=autocast_factory(device, train_cfg.precision), total_steps=total_steps)
+    if config.resume:
+        restore(session, read_checkpoint(config.out_dir / LAST_CHECKPOINT, device))
+    barrier(info)
+    return session
+
+
+def check_run_dir(out_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite a run; refuse to resume nothing."""
+    has_run = (out_dir / LAST_CHECKPOINT).exists() or (out_dir / FINAL_CHECKPOINT).exists()
+    if resume and not (out_dir / LAST_CHECKPOINT).is_file():
+        raise FileNotFoundError(f"{out_dir / LAST_CHECKPOINT}: nothing to resume (no checkpoint in {out_dir})")
+    if has_run and not resume:
+        raise FileExistsError(f"{out_dir} already holds a pretraining run; pass --resume to continue it "
+                              "or choose another output folder")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices and kernels only (not biases, norms or the temperature)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Settings that would make a resumed run differ from the one in the checkpoint."""
+    differences = [key for key in ("mode", "model") if stored.get(key) != current.get(key)]
+    if stored.get("cache", {}).get("config_hash") != current["cache"]["config_hash"]:
+        differences.append("cache (different preprocessing or contents)")
+    stored_train, current_train = stored.get("train", {}), current["train"]
+    differences += [f"train.{key}" for key in sorted(set(stored_train) | set(current_train))
+                    if key not in RUN_ONLY_KEYS and stored_train.get(key) != current_train.get(key)]
+    return differences
+
+
+def restore(session: Session, checkpoint: dict[str, Any]) -> None:
+    """Load weights, optimizer, scheduler, counters, metrics and RNG from ``checkpoint``."""
+    path = session.config.out_dir / LAST_CHECKPOINT
+    differences = config_differences(checkpoint["config"], session.run_config)
+    if differences:
+        raise ValueError(f"{path}: cannot resume with different settings: {', '.join(differences)}")
+    session.model.load_state_dict(checkpoint["model"])
+    session.optimizer.load_state_dict(checkpoint["optimizer"])
+    session.scheduler.load_state_dict(checkpoint["scheduler"])
+    session.step = int(checkpoint["step"])
+    session.metrics = list(checkpoint.get("metrics", []))
+    torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
+    if session.device.type == "cuda" and checkpoint["rng"].get("cuda"):
+        torch.cuda.set_rng_state_all([state.cpu() for state in checkpoint["rng"]["cuda"]])
+
+
+def checkpoint_dict(session: Session) -> dict[str, Any]:
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if session.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "format": CHECKPOINT_FORMAT, "model": session.model.state_dict(),
+        "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
+        "step": session.step, "epoch": session.step // session.sampler.batches_per_epoch, "rng": rng,
+        "config": session.run_config, "metrics": session.metrics,
+    }
+
+
+def train_step(session: Session, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One optimizer step on this rank's share of the global batch; returns rank-averaged losses."""
+    loss, terms, logit_scale = session.objective(session.step_model, batch, session.autocast, session.channels_last)
+    session.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if session.config.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(session.model.parameters(), session.config.train.grad_clip)
+    session.optimizer.step()
+    session.scheduler.step()
+    values = torch.stack([loss.detach()] + [value.detach() for value in terms.values()])
+    values = all_reduce_sum(values, session.info.world_size) / session.info.world_size
+    report = dict(zip(["loss", *terms], values.tolist()))
+    if not math.isfinite(report["loss"]):
+        raise RuntimeError(f"loss became {report['loss']} at step {session.step + 1}; lower --lr "
+                           f"(the last good checkpoint is {session.config.out_dir / LAST_CHECKPOINT})")
+    report["logit_scale"] = float(logit_scale.detach())
+    return report
+
+
+def fit(session: Session, progress: ProgressReporter) -> PretrainResult:
+    """Run steps until the end (or ``stop_after_steps``), validating each epoch; write outputs."""
+    config, info = session.config, session.info
+    steps_per_epoch = session.sampler.batches_per_epoch
+    stop_at = min(session.total_steps, config.stop_after_steps or session.total_steps)
+    progress.start(session.total_steps, f"pretrain ({config.mode}, {info.world_size} process"
+                                         f"{'es' if info.is_distributed else ''})")
+    if session.step:
+        progress.advance(min(session.step, session.total_steps))
+    session.model.train()
+    window_start, window_samples, window_wait = time.perf_counter(), 0, 0.0
+    while session.step < stop_at:
+        epoch = session.step // steps_per_epoch
+        session.sampler.set_position(epoch, session.step - epoch * steps_per_epoch)
+        wait_start = time.perf_counter()
+        for batch in session.loader:
+            window_wait += time.perf_counter() - wait_start
+            lr = session.scheduler.get_last_lr()[0]
+            report = train_step(session, batch)
+            session.step += 1
+            window_samples += config.train.batch_size
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
+            rate = window_samples / elapsed
+            progress.advance(1, loss=report["loss"], lr=lr, samples_s=rate)
+            if session.step % config.train.log_every == 0 or session.step == 1:
+                session.metrics.append({"kind": "train", "step": session.step, "epoch": epoch, "lr": lr,
+                                        "samples_per_s": rate, "data_wait": window_wait / elapsed, **report})
+                window_start, window_samples, window_wait = time.perf_counter(), 0, 0.0
+            if session.step % steps_per_epoch == 0:
+                end_of_epoch(session, epoch)
+            if session.step % config.train.checkpoint_every == 0 or session.step == stop_at:
+                if info.is_main:
+                    save_checkpoint(config.out_dir / LAST_CHECKPOINT, checkpoint_dict(session))
+            if session.step >= stop_at:
+                break
+            wait_start = time.perf_counter()
+    completed = session.step >= session.total_steps
+    if info.is_main:
+        write_outputs(session, completed)
+    barrier(info)
+    final = next((row for row in reversed(session.metrics) if row["kind"] == "val"), {})
+    metrics = {key: value for key, value in final.items() if isinstance(value, (int, float))}
+    return PretrainResult(stage="pretrain", output_dir=config.out_dir, items=session.plan.items,
+                          final_metrics=metrics, completed=completed)
+
+
+def end_of_epoch(session: Session, epoch: int) -> None:
+    """Validation retrieval on the main rank (others wait), recorded as a metrics row."""
+    if session.info.is_main and session.val_set is not None:
+        metrics = validate(session.model, session.val_set, session.text_embeddings, session.grounded,
+                           session.device, max(1, session.sampler.local_batch), session.autocast)
+        session.metrics.append({"kind": "val", "step": session.step, "epoch": epoch, **metrics})
+        write_metrics_csv(session.config.out_dir, session.metrics)
+    barrier(session.info)
+
+
+def write_outputs(session: Session, completed: bool) -> None:
+    """config.json, metrics.csv, loss.png, final.pt (when complete) and manifest.json."""
+    out_dir = session.config.out_dir
+    write_config_json(out_dir, session.run_config)
+    write_metrics_csv(out_dir, session.metrics)
+    outputs = ["config.json", "metrics.csv", LAST_CHECKPOINT]
+    if any(row["kind"] == "train" for row in session.metrics):
+        plot_metrics(out_dir, session.metrics)
+        outputs.append("loss.png")
+    if completed:
+        save_checkpoint(out_dir / FINAL_CHECKPOINT, checkpoint_dict(session))
+        outputs.append(FINAL_CHECKPOINT)
+    final = next((row for row in reversed(session.metrics) if row["kind"] == "val"), None)
+    manifest_config = {**session.run_config, "device": str(session.device), "world_size": session.info.world_size}
+    write_manifest(out_dir, "pretrain", manifest_config, session.plan.items,
+                   package_versions("torch", "monai", "numpy"),
+                   extra={"outputs": outputs, "completed": completed, "step": session.step,
+                          "total_steps": session.total_steps, "final_validation": final})

@@ -1,0 +1,45 @@
+"""Organ grounding and abnormal flags on the labelled development sets (targets: >= 0.95).
+
+``report_dev_set.jsonl`` was written before the parser; ``report_dev_set.holdout.jsonl`` after it, as a
+check of generalisation (its first-pass figures are in the stage's section of docs/formats.md).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages.parse_reports import ReportParser
+from stages.parse_reports.evaluate import evaluate_dev_set, read_dev_set
+
+DATA = Path(__file__).parent / "data"
+TARGET = 0.95
+
+
+@pytest.fixture(scope="module")
+def parser() -> ReportParser:
+    return ReportParser()
+
+
+@pytest.mark.parametrize("name", ["report_dev_set.jsonl", "report_dev_set.holdout.jsonl"])
+def test_dev_set_precision_and_recall(parser, name):
+    scores = evaluate_dev_set(DATA / name, parser)
+    print(f"\n{name}\n{scores.summary()}")
+    for score in (scores.grounding, scores.abnormal):
+        assert score.precision >= TARGET and score.recall >= TARGET, scores.summary() + "\n" + "\n".join(scores.errors)
+
+
+def test_dev_set_is_large_and_varied():
+    items = read_dev_set(DATA / "report_dev_set.jsonl")
+    states = [state for item in items for state in item["organs"].values()]
+    assert len(items) >= 150
+    assert {"normal", "abnormal", "uncertain"} <= set(states)
+    assert sum(len(item["organs"]) > 1 for item in items) >= 20
+    assert sum(not item["organs"] for item in items) >= 5
+
+
+def test_malformed_dev_set_line_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "text": "x", "organs": {}}\n{"id": "b", "text": "y", "organs": {"liver": "odd"}}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+        read_dev_set(path)

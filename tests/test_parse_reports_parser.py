@@ -1,0 +1,147 @@
+"""The report parser on real spaCy pipelines: sections, sentences, organs, laterality, negation, hedging."""
+from __future__ import annotations
+
+import pytest
+
+from stages.parse_reports import ReportParser
+from stages.parse_reports.lexicon import load_lexicon, plural_forms
+from stages.parse_reports.parser import split_long_text
+
+
+@pytest.fixture(scope="module")
+def parser() -> ReportParser:
+    return ReportParser()
+
+
+def states(report) -> dict[str, str]:
+    return {organ: "uncertain" if r.uncertain else "abnormal" if r.abnormal else "normal"
+            for organ, r in report.organs.items()}
+
+
+def test_pipeline_is_spacy_with_registered_components(parser):
+    assert parser.nlp.pipe_names == ["ctglip_report_sections", "ctglip_report_terms", "ctglip_report_segmenter",
+                                     "negation", "hedging", "ctglip_report_grounding"]
+    assert parser.nlp.config["components"]["negation"]["factory"] == "ctglip_negex"
+    negation_terms = parser.nlp.config["components"]["negation"]["neg_termset"]["following_negations"]
+    for radiology_term in ("was not observed", "within normal limits", "unremarkable", "natural", "preserved", "open"):
+        assert radiology_term in negation_terms
+
+
+def test_sentences_survive_measurements_lists_abbreviations_and_missing_final_period(parser):
+    doc = parser.nlp("1. A 2.3 x 1.8 cm lesion in the liver, approx. 5 mm from the capsule. 2. Dr. Smith was informed\n"
+                     "- No pleural effusion\n- Heart normal")
+    sentences = [span.text for span in doc.spans["sentences"]]
+    assert sentences == ["A 2.3 x 1.8 cm lesion in the liver, approx. 5 mm from the capsule.",
+                         "Dr. Smith was informed", "No pleural effusion", "Heart normal"]
+
+
+def test_technique_and_history_are_not_findings(parser):
+    report = parser.parse(text="CLINICAL HISTORY: lung cancer, rule out pleural effusion.\n"
+                               "TECHNIQUE: CT of the chest without contrast.\n"
+                               "FINDINGS:\nMild cardiomegaly.\n\nIMPRESSION:\nCardiomegaly.")
+    assert states(report) == {"heart": "abnormal"}
+    assert report.organs["heart"].texts == ["Mild cardiomegaly.", "Cardiomegaly."]
+    assert report.sentences == 2
+
+
+def test_inline_history_in_a_findings_column_covers_its_own_sentence(parser):
+    report = parser.parse(findings="Clinical information: smoker with cough. Emphysema in both lungs.")
+    assert states(report) == {"lung_left": "abnormal", "lung_right": "abnormal"}
+
+
+def test_ct_rate_normality_words_and_negated_lists(parser):
+    report = parser.parse(findings=(
+        "Trachea and both main bronchi are open. Pericardial effusion-thickening was not observed. "
+        "No pleural or pericardial effusion was detected. Bone structures in the study area are natural. "
+        "Vertebral corpus heights are preserved. No nodule, mass, or consolidation in either lung."))
+    assert not any(r.abnormal for r in report.organs.values())
+    assert {"trachea", "heart", "lung_left", "lung_right", "vertebrae_thoracic", "ribs_left"} <= set(report.organs)
+    assert report.organs["heart"].negated_abnormalities == ["pericardial effusion", "pericardial thickening"]
+
+
+def test_implied_organs_are_grounded_through_the_lexicon(parser):
+    report = parser.parse(findings="Pericardial effusion. Hepatosteatosis. Sliding type hiatal hernia. Emphysema. "
+                                   "Cholelithiasis. Ground-glass opacities. Atelectasis.")
+    assert set(report.organs) == {"heart", "liver", "esophagus", "stomach", "lung_left", "lung_right", "gallbladder"}
+    assert report.organs["lung_left"].abnormalities == ["emphysema", "ground-glass opacity", "atelectasis"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Left-sided pleural effusion.", {"lung_left"}),
+    ("Nodule in the lower lobe of the right lung.", {"lung_right"}),
+    ("Bilateral renal cysts.", {"kidney_left", "kidney_right"}),
+    ("Both lungs are emphysematous.", {"lung_left", "lung_right"}),
+    ("Consolidation in the lingula.", {"lung_left"}),
+    ("RML atelectasis.", {"lung_right"}),
+    ("Pleural effusions bilaterally.", {"lung_left", "lung_right"}),
+    ("Minimal pleural effusion is observed on the left.", {"lung_left"}),
+    ("Compression fracture of T12.", {"vertebrae_thoracic"}),
+    ("Degenerative changes at L4-L5 and L5-S1.", {"vertebrae_lumbar", "sacrum"}),
+    ("A cyst in the right lobe of the liver.", {"liver"}),
+])
+def test_laterality_lobes_and_spine_levels(parser, text, expected):
+    report = parser.parse(findings=text)
+    assert set(report.organs) == expected
+    assert all(r.abnormal for r in report.organs.values())
+
+
+def test_multi_organ_sentence_is_split_into_clauses(parser):
+    report = parser.parse(findings="Left kidney contains a 12 mm cyst, the right kidney is normal.")
+    assert states(report) == {"kidney_left": "abnormal", "kidney_right": "normal"}
+    assert report.organs["kidney_left"].text == "Left kidney contains a 12 mm cyst."
+    assert report.organs["kidney_right"].text == "The right kidney is normal."
+
+
+def test_hedges_mark_uncertain(parser):
+    report = parser.parse(findings="Possible small nodule in the right upper lobe. Pneumonia cannot be excluded in "
+                                   "the left lower lobe. ? small pericardial effusion. The liver is enlarged.")
+    assert states(report) == {"lung_right": "uncertain", "lung_left": "uncertain", "heart": "uncertain",
+                              "liver": "abnormal"}
+    assert report.organs["lung_right"].hedged_abnormalities == ["nodule"]
+
+
+def test_british_spellings_and_plurals_match(parser):
+    report = parser.parse(findings="Oesophageal wall thickening. Haemorrhagic renal cysts on the right. "
+                                   "Pleural effusions. Diverticula in the sigmoid colon.")
+    assert report.organs["esophagus"].abnormalities == ["wall thickening"]
+    assert report.organs["kidney_right"].abnormalities == ["hemorrhage", "cyst"]
+    assert report.organs["colon"].abnormalities == ["diverticulosis"]
+
+
+@pytest.mark.parametrize(("text", "organ", "phrase"), [
+    ("Multiple hypoattenuating lesions in the liver.", "liver", "hypodense lesion"),
+    ("Diffuse fatty infiltration of the liver.", "liver", "steatosis"),
+    ("Simple cortical cyst of the left kidney.", "kidney_left", "cyst"),
+    ("Non-obstructing calculus in the right kidney.", "kidney_right", "stone"),
+    ("Micronodules in the left upper lobe.", "lung_left", "nodule"),
+    ("Small right pleural effusion.", "lung_right", "pleural effusion"),
+    ("Centrilobular emphysematous changes in the left lung.", "lung_left", "emphysema"),
+    ("Airspace consolidation in the right lower lobe.", "lung_right", "consolidation"),
+    ("The spleen is enlarged.", "spleen", "splenomegaly"),
+    ("Heart size increased.", "heart", "cardiomegaly"),
+    ("Pericardial fluid.", "heart", "pericardial effusion"),
+    ("Calcific atheroma plaques in the aorta.", "aorta", "calcification"),
+    ("Several gallstones in the gallbladder.", "gallbladder", "gallstone"),
+])
+def test_canonical_phrases_of_the_benchmark_label_space(parser, text, organ, phrase):
+    assert phrase in parser.parse(findings=text).organs[organ].abnormalities
+
+
+def test_unassigned_sentences_are_kept_for_review(parser):
+    report = parser.parse(findings="Mediastinal lymphadenopathy. The lungs are clear.")
+    assert [(s.text, s.abnormalities) for s in report.unassigned] == [("Mediastinal lymphadenopathy.",
+                                                                         ["lymphadenopathy"])]
+
+
+def test_huge_reports_are_cut_at_line_or_sentence_ends():
+    text = "No pleural effusion. " * 5000
+    pieces = split_long_text(text, limit=20_000)
+    assert "".join(pieces) == text
+    assert all(len(piece) <= 20_000 and piece.endswith(". ") for piece in pieces[:-1])
+
+
+def test_word_variants_cover_plurals_and_british_spellings():
+    norms = load_lexicon().word_norms
+    assert norms["lungs"] == "lung" and norms["calculi"] == "calculus" and norms["oedema"] == "edema"
+    assert norms["haematomas"] == "hematoma" and norms["pneumothoraces"] == "pneumothorax"
+    assert plural_forms("opacity", {}) == {"opacities"} and plural_forms("metastasis", {}) == {"metastases"}

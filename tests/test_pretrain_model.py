@@ -1,0 +1,82 @@
+"""Model, presets and factory: mask pooling, normalisation, temperature, config validation."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from stages.pretrain.factory import build_model, list_presets, load_preset
+from stages.pretrain.model import masked_average
+
+
+def tiny_config(encoder: str = "cnn", size: int = 32) -> dict:
+    model = load_preset("tiny", encoder)["model"]
+    return {**model, "input_size": [size, size, size]}
+
+
+def test_masked_average_uses_only_voxels_inside_the_mask():
+    features = torch.zeros(1, 2, 4, 4, 4)
+    features[:, 0, :2] = 3.0  # channel 0 is 3 in the first half along x, 0 elsewhere
+    features[:, 1] = -1.0
+    mask = torch.zeros(1, 1, 16, 16, 16, dtype=torch.bool)
+    mask[:, :, :8] = True  # the first half at input resolution = feature cells x < 2
+    assert torch.allclose(masked_average(features, mask), torch.tensor([[3.0, -1.0]]))
+    assert torch.allclose(masked_average(features, None), torch.tensor([[1.5, -1.0]]))
+
+
+def test_masked_average_keeps_an_organ_smaller_than_a_feature_cell():
+    features = torch.arange(8.0).reshape(1, 1, 2, 2, 2)
+    mask = torch.zeros(1, 1, 8, 8, 8, dtype=torch.bool)
+    mask[0, 0, 5, 6, 1] = True  # one voxel inside feature cell (1, 1, 0)
+    assert float(masked_average(features, mask)) == float(features[0, 0, 1, 1, 0])
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "vit"])
+def test_embeddings_are_unit_length_and_depend_on_the_mask(encoder):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(encoder), text_dim=10).eval()
+    image = torch.rand(2, 1, 32, 32, 32)
+    left = torch.zeros(2, 1, 32, 32, 32, dtype=torch.bool)
+    left[:, :, :12] = True
+    right = torch.zeros_like(left)
+    right[:, :, 20:] = True
+    with torch.no_grad():
+        organ_left, organ_right = model.encode_image(image, left), model.encode_image(image, right)
+        texts = model.encode_text(torch.randn(3, 10))
+    assert organ_left.shape == (2, load_preset("tiny", encoder)["model"]["embed_dim"])
+    assert torch.allclose(organ_left.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(texts.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert (organ_left - organ_right).abs().max() > 1e-3
+
+
+def test_temperature_starts_at_0_07_and_is_clamped():
+    model = build_model(tiny_config(), text_dim=8)
+    assert math.isclose(float(model.logit_scale.detach()), 1 / 0.07, rel_tol=1e-5)
+    with torch.no_grad():
+        model.log_logit_scale.fill_(20.0)
+    assert math.isclose(float(model.logit_scale.detach()), 1 / 0.01, rel_tol=1e-5)
+    with torch.no_grad():
+        model.log_logit_scale.fill_(-5.0)
+    assert math.isclose(float(model.logit_scale.detach()), 1 / 0.5, rel_tol=1e-5)
+
+
+def test_every_preset_builds():
+    assert set(list_presets()) >= {"cnn_tiny", "cnn_base", "vit_tiny", "vit_base"}
+    for name in list_presets():
+        encoder, size = name.split("_", 1)
+        model_cfg = {**load_preset(size, encoder)["model"], "input_size": [64, 64, 64]}
+        assert build_model(model_cfg, text_dim=384).encode_text(torch.zeros(1, 384)).shape[0] == 1
+
+
+def test_bad_model_configs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="unknown keys \\['depth'\\]"):
+        build_model({**tiny_config(), "depth": 3}, text_dim=8)
+    with pytest.raises(ValueError, match="missing keys \\['filters'\\]"):
+        build_model({k: v for k, v in tiny_config().items() if k != "filters"}, text_dim=8)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        build_model({**tiny_config(), "encoder": "resnet"}, text_dim=8)
+    with pytest.raises(ValueError, match="not divisible by patch size"):
+        build_model(tiny_config("vit", size=36), text_dim=8)
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        load_preset("huge", "cnn")
