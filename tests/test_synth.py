@@ -210,6 +210,11 @@ def test_every_abnormality_changes_the_image_inside_its_organ():
     raise AssertionError(f"never generated: {sorted(unchecked)}")
 
 
+def test_generate_scan_refuses_unknown_abnormalities():
+    with pytest.raises(ValueError, match="unknown"):
+        generate_scan(SynthConfig(out_dir=Path("unused")), 0, without=[("liver", "cirrhosis")])
+
+
 def _example_findings(rng: np.random.Generator) -> list[Finding]:
     lobes = {"lung_left": ["left upper lobe", "left lower lobe"],
              "lung_right": ["right upper lobe", "right middle lobe", "right lower lobe"]}
@@ -323,8 +328,10 @@ def test_output_folder_rules(tmp_path):
     run(SynthConfig(out_dir=out, n_scans=3, preview=False))
     with pytest.raises(FileExistsError, match="--overwrite"):
         run(SynthConfig(out_dir=out, n_scans=2))
+    (out / ".reports.csv.k2j4.csv").write_text("temp file of a killed run")
     run(SynthConfig(out_dir=out, n_scans=2, seed=1, overwrite=True, preview=False))
     assert sorted(p.name for p in (out / "ct").iterdir()) == ["synth_s1_0000.nii.gz", "synth_s1_0001.nii.gz"]
+    assert not (out / ".reports.csv.k2j4.csv").exists()
 
 
 @pytest.mark.parametrize("kwargs, message", [

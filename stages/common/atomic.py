@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +26,19 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        if temp.is_file():
+            os.chmod(temp, _default_file_mode())  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(temp, target)
     finally:
         if temp.exists():
             temp.unlink()
+
+
+def _default_file_mode() -> int:
+    """0666 minus the process umask, i.e. what ``open(path, "w")`` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~umask
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:

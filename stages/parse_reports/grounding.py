@@ -302,7 +302,9 @@ class _ClauseGrounder:
         if not mentions and carried and not any(entry.organs for entry in entries):
             mentions = carried
         self._update_heading(clause, mentions)
-        result = ClauseResult(sentence=sentence, section=clause.label_, text=tidy_text(self.doc, clause.start, clause.end))
+        result = ClauseResult(sentence=sentence, section=clause.label_, text="")
+        if not mentions and not findings and not self.heading:
+            return result, mentions
         for mention in mentions:
             for unit in mention.units:
                 result.units.setdefault(unit, [])
@@ -326,6 +328,8 @@ class _ClauseGrounder:
                 result.units.setdefault(unit, [])
             result.unplaced = []
         self._narrow(result, groups, sided_groups)
+        if result.units:
+            result.text = tidy_text(self.doc, clause.start, clause.end)
         return result, mentions
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...]) -> None:
@@ -420,6 +424,6 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
         result, last = grounder.ground(clause, sentence_index, previous, carried)
         carried = []
         previous = previous + last
-        if result.text:
+        if result.units or result.unplaced:
             results.append(result)
     return results

@@ -124,7 +124,7 @@ class ReportParser:
                 f.phrase for f in clause.unplaced if not f.negated)
             for unit, findings in clause.units.items():
                 report = organs.setdefault(unit, OrganReport(organ=unit))
-                if clause.text not in report.texts:
+                if clause.text and clause.text not in report.texts:
                     report.texts.append(clause.text)
                 for finding in findings:
                     _add_finding(report, certain.setdefault(unit, set()), finding.phrase, finding.negated,

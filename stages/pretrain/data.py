@@ -42,9 +42,12 @@ def split_scans(scan_ids: list[str], val_fraction: float, seed: int) -> set[str]
     return {unique[i] for i in order[:count]}
 
 
-def plan_samples(index: Any, text_count: int, organ_count: int, val_fraction: float, seed: int,
+def plan_samples(index: Any, text_count: int, organ_count: int | None, val_fraction: float, seed: int,
                  include_incomplete: bool) -> SamplePlan:
-    """Split cache rows by scan and keep the usable ones; reasons for every row left out."""
+    """Split cache rows by scan and keep the usable ones; reasons for every row left out.
+
+    ``organ_count`` None: whole-volume rows, which have no organ index to check.
+    """
     val_scans = split_scans(index["scan_id"].astype(str).tolist(), val_fraction, seed)
     train_rows: list[int] = []
     val_rows: list[int] = []
@@ -54,8 +57,8 @@ def plan_samples(index: Any, text_count: int, organ_count: int, val_fraction: fl
         scan_id = str(sample.scan_id)
         state = per_scan.setdefault(scan_id, {"used": 0, "incomplete": 0})
         text_id = int(sample.text_id)
-        organ_index = int(getattr(sample, "organ_index", 0))
-        if not 0 <= text_id < text_count or not 0 <= organ_index < organ_count:
+        organ_index = int(sample.organ_index) if organ_count is not None else 0
+        if not 0 <= text_id < text_count or not 0 <= organ_index < (organ_count or 1):
             failed.append(ItemStatus(f"{scan_id}/{sample.organ}", "failed",
                                      f"cache row {row}: text_id {text_id} or organ_index {organ_index} out of range"))
             continue

@@ -86,9 +86,13 @@ class Session:
     text_embeddings: torch.Tensor
     objective: Objective
     autocast: Callable[[], AbstractContextManager]
-    total_steps: int
+    steps_per_epoch: int
     step: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.train.epochs * self.steps_per_epoch
 
     @property
     def grounded(self) -> bool:
@@ -149,7 +153,8 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     loader = DataLoader(train_set, batch_size=sampler.local_batch, sampler=sampler,
                         num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=train_cfg.num_workers > 0)
-    total_steps = train_cfg.epochs * sampler.batches_per_epoch
+    steps_per_epoch = budget_steps_per_epoch(config, cache, sampler)
+    total_steps = train_cfg.epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(parameter_groups(model, train_cfg.weight_decay), lr=train_cfg.lr)
     warmup = int(round(train_cfg.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total_steps))
@@ -165,11 +170,31 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
         val_set=CacheDataset(cache, plan.val_rows, candidates, train_cfg.seed, False) if plan.val_rows else None,
         text_embeddings=text_embeddings,
         objective=Objective(train_cfg, text_embeddings, candidates, info.rank, info.world_size),
-        autocast=autocast_factory(device, train_cfg.precision), total_steps=total_steps)
+        autocast=autocast_factory(device, train_cfg.precision), steps_per_epoch=steps_per_epoch)
     if config.resume:
         restore(session, read_checkpoint(config.out_dir / LAST_CHECKPOINT, device))
     barrier(info)
     return session
+
+
+def budget_steps_per_epoch(config: PretrainConfig, cache: Any, sampler: GlobalBatchSampler) -> int:
+    """Optimizer steps per epoch of the training budget.
+
+    Grounded mode: one pass over the organ samples. Global mode gets the *same* budget
+    (steps x global batch, i.e. pairs seen) as grounded mode on the same cache, so the
+    vanilla-CLIP baseline is not starved by having one sample per scan; its data sampler
+    simply cycles through the volumes more often.
+    """
+    if config.mode == "grounded":
+        return sampler.batches_per_epoch
+    train_cfg = config.train
+    organs = load_cache(config.cache_dir, kind="organ")
+    plan = plan_samples(organs.index, len(organs.texts), len(organs.organ_vocab), train_cfg.val_fraction,
+                        train_cfg.seed, train_cfg.include_incomplete)
+    abnormal = organs.index["abnormal"].astype(bool).tolist()
+    organ_sampler = GlobalBatchSampler([abnormal[row] for row in plan.train_rows], train_cfg.batch_size, 0, 1,
+                                       train_cfg.seed, train_cfg.oversample_abnormal)
+    return organ_sampler.batches_per_epoch
 
 
 def check_run_dir(out_dir: Path, resume: bool) -> None:
@@ -223,7 +248,7 @@ def checkpoint_dict(session: Session) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT, "model": session.model.state_dict(),
         "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
-        "step": session.step, "epoch": session.step // session.sampler.batches_per_epoch, "rng": rng,
+        "step": session.step, "epoch": session.step // session.steps_per_epoch, "rng": rng,
         "config": session.run_config, "metrics": session.metrics,
     }
 
@@ -250,7 +275,7 @@ def train_step(session: Session, batch: dict[str, torch.Tensor]) -> dict[str, fl
 def fit(session: Session, progress: ProgressReporter) -> PretrainResult:
     """Run steps until the end (or ``stop_after_steps``), validating each epoch; write outputs."""
     config, info = session.config, session.info
-    steps_per_epoch = session.sampler.batches_per_epoch
+    data_epoch_steps = session.sampler.batches_per_epoch
     stop_at = min(session.total_steps, config.stop_after_steps or session.total_steps)
     progress.start(session.total_steps, f"pretrain ({config.mode}, {info.world_size} process"
                                          f"{'es' if info.is_distributed else ''})")
@@ -259,8 +284,8 @@ def fit(session: Session, progress: ProgressReporter) -> PretrainResult:
     session.model.train()
     window_start, window_samples, window_wait = time.perf_counter(), 0, 0.0
     while session.step < stop_at:
-        epoch = session.step // steps_per_epoch
-        session.sampler.set_position(epoch, session.step - epoch * steps_per_epoch)
+        data_epoch = session.step // data_epoch_steps
+        session.sampler.set_position(data_epoch, session.step - data_epoch * data_epoch_steps)
         wait_start = time.perf_counter()
         for batch in session.loader:
             window_wait += time.perf_counter() - wait_start
@@ -271,11 +296,12 @@ def fit(session: Session, progress: ProgressReporter) -> PretrainResult:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             rate = window_samples / elapsed
             progress.advance(1, loss=report["loss"], lr=lr, samples_s=rate)
+            epoch = (session.step - 1) // session.steps_per_epoch
             if session.step % config.train.log_every == 0 or session.step == 1:
                 session.metrics.append({"kind": "train", "step": session.step, "epoch": epoch, "lr": lr,
                                         "samples_per_s": rate, "data_wait": window_wait / elapsed, **report})
                 window_start, window_samples, window_wait = time.perf_counter(), 0, 0.0
-            if session.step % steps_per_epoch == 0:
+            if session.step % session.steps_per_epoch == 0:
                 end_of_epoch(session, epoch)
             if session.step % config.train.checkpoint_every == 0 or session.step == stop_at:
                 if info.is_main:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from stages.common.anatomy import organ_units
 from stages.common.ids import validate_scan_id
 from stages.synth.config import SynthConfig
 from stages.synth.labelspace import ABNORMALITIES, BILATERAL_TENDENCY, finding_keys
@@ -64,7 +65,7 @@ def sample_abnormalities(rng: np.random.Generator, prevalence: float) -> set[tup
             present.add((organ, phrases[first]))
             present.update((organ, phrase) for phrase, draw in zip(phrases, extra) if draw < 0.15)
     for phrase in sorted(BILATERAL_TENDENCY):
-        spread = rng.random() < 0.5
+        spread = rng.random() < 0.3
         sides = [(organ, phrase) for organ in ("lung_left", "lung_right")]
         if spread and any(key in present for key in sides):
             present.update(sides)
@@ -114,7 +115,11 @@ def _finish_image(hu: np.ndarray, spacing: tuple[float, float, float], rng: np.r
 def generate_scan(config: SynthConfig, index: int, without: Iterable[tuple[str, str]] = ()) -> SynthScan:
     """Scan number ``index`` of the dataset ``config`` describes, minus the abnormalities in ``without``."""
     seed = config.seed
-    present = planned_abnormalities(config, index) - set(without)
+    excluded = {tuple(key) for key in without}
+    unknown = excluded - set(finding_keys())
+    if unknown:
+        raise ValueError(f"unknown (organ, abnormality) pairs {sorted(unknown)}; see stages.synth.ABNORMALITIES")
+    present = planned_abnormalities(config, index) - excluded
     finding_rngs = {key: _stream(seed, index, FINDING_STREAM_BASE + i) for i, key in enumerate(finding_keys())}
     anatomy_rng = _stream(seed, index, ANATOMY)
     body = Body.draw(anatomy_rng)
@@ -128,7 +133,10 @@ def generate_scan(config: SynthConfig, index: int, without: Iterable[tuple[str, 
     context = LesionContext(grid=grid, canvas=canvas, layout=layout)
     findings = paint_abnormalities(context, present, finding_rngs)
     placed = {(f.organ, f.abnormality) for f in findings}
-    visible = [organ for organ in ABNORMALITIES if context.volume_ml(organ) >= MIN_ORGAN_ML]
+    voxels = np.bincount(canvas.label.ravel(), minlength=256)
+    voxel_ml = float(np.prod(grid.spacing)) / 1000.0
+    visible = [organ for organ in ABNORMALITIES
+               if voxels[list(organ_units()[organ].label_ids)].sum() * voxel_ml >= MIN_ORGAN_ML]
     truth = {(organ, phrase): (organ, phrase) in placed for organ in visible for phrase in ABNORMALITIES[organ]}
     findings = [f for f in findings if f.organ in visible]
     report = write_report(findings, visible, _stream(seed, index, REPORT), config.omit_fraction)

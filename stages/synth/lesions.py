@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from stages.common.anatomy import organ_units, totalseg_class_map
 from stages.synth.phantom import Canvas, Diffuse, Layout, class_id
-from stages.synth.shapes import Ellipsoid, Grid, occupancy, smooth_noise
+from stages.synth.shapes import Box, Ellipsoid, Grid, occupancy, smooth_noise
 
 LOBE_NAMES = {"lung_upper_lobe_left": "left upper lobe", "lung_lower_lobe_left": "left lower lobe",
               "lung_upper_lobe_right": "right upper lobe", "lung_middle_lobe_right": "right middle lobe",
@@ -42,32 +42,38 @@ def draw_diffuse(present: set[tuple[str, str]], rngs: dict[tuple[str, str], np.r
     return Diffuse(spleen_factor=float(spleen), heart_factor=float(heart), pericardial_mm=float(fluid))
 
 
+def _bounding_box(mask: np.ndarray) -> Box:
+    """Smallest index box holding every true voxel of a non-empty mask."""
+    box = []
+    for axis in range(3):
+        hits = np.flatnonzero(mask.any(axis=tuple(other for other in range(3) if other != axis)))
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 @dataclass
 class LesionContext:
+    """The painted scan that lesions are placed into."""
+
     grid: Grid
     canvas: Canvas
     layout: Layout
 
     def mask(self, unit: str) -> np.ndarray:
+        """Current voxels of an organ unit (all its TotalSegmentator classes)."""
         return np.isin(self.canvas.label, organ_units()[unit].label_ids)
-
-    def volume_ml(self, unit: str) -> float:
-        return float(self.mask(unit).sum()) * float(np.prod(self.grid.spacing)) / 1000.0
 
     def pick(self, rng: np.random.Generator, mask: np.ndarray, depth_mm: float) -> tuple[int, int, int] | None:
         """A random voxel of ``mask`` at least ``depth_mm`` inside it (None if there is none)."""
         if not mask.any():
             return None
-        low = [int(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]) for axis in range(3)]
-        high = [int(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[-1]) + 1
-                for axis in range(3)]
-        box = tuple(slice(lo, hi) for lo, hi in zip(low, high))
+        box = _bounding_box(mask)
         depth = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=self.grid.spacing)[1:-1, 1:-1, 1:-1]
         candidates = np.flatnonzero(depth >= depth_mm)
         if candidates.size == 0:
             return None
         local = np.unravel_index(candidates[rng.integers(candidates.size)], depth.shape)
-        return tuple(int(i + lo) for i, lo in zip(local, low))
+        return tuple(int(i + part.start) for i, part in zip(local, box))
 
     def world(self, voxel: tuple[int, int, int]) -> tuple[float, float, float]:
         return (float(self.grid.x[voxel]), float(self.grid.y[voxel]), float(self.grid.z[voxel]))
@@ -93,6 +99,7 @@ def _size_mm(radius: float) -> int:
 
 
 def hypodense_lesion(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Finding | None:
+    """One to three round lesions 50-90 HU below the surrounding liver."""
     liver = ctx.mask(organ)
     sizes = []
     for _ in range(int(rng.choice([1, 1, 1, 2, 3]))):
@@ -111,6 +118,7 @@ def hypodense_lesion(ctx: LesionContext, rng: np.random.Generator, organ: str) -
 
 
 def steatosis(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Finding | None:
+    """The whole liver 35-70 HU darker (below the spleen, the CT sign of fatty liver)."""
     liver = ctx.mask(organ)
     if not liver.any():
         return None
@@ -128,6 +136,8 @@ def _pole(ctx: LesionContext, organ: str, voxel: tuple[int, int, int]) -> str:
 
 
 def kidney_cyst(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Finding | None:
+    """A water-density cortical cyst, often bulging out of the kidney; labelled ``kidney_cyst_<side>``
+    as TotalSegmentator does (that class belongs to the kidney's organ unit)."""
     kidney = ctx.mask(organ)
     radius = float(rng.uniform(5.0, 16.0))
     voxel = ctx.pick(rng, kidney, float(rng.uniform(2.0, 0.8 * radius)))
@@ -141,13 +151,13 @@ def kidney_cyst(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Fin
 
 
 def kidney_stone(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Finding | None:
+    """A 5-11 mm calculus deep in the kidney (collecting system), far brighter than bone marrow."""
     kidney = ctx.mask(organ)
     radius = float(rng.uniform(2.5, 5.5))
     voxel = ctx.pick(rng, kidney, 7.0)
-    if voxel is None:
+    if voxel is None or not ctx.blob(ctx.world(voxel), radius, float(rng.uniform(700.0, 1300.0)), rng,
+                                     within=kidney, irregularity=0.1):
         return None
-    ctx.blob(ctx.world(voxel), radius, float(rng.uniform(700.0, 1300.0)), rng, within=kidney,
-             irregularity=0.1)
     return Finding(organ, "stone", {"size_mm": _size_mm(radius), "location": _pole(ctx, organ, voxel)})
 
 
@@ -156,14 +166,15 @@ def _lobe(ctx: LesionContext, voxel: tuple[int, int, int]) -> str:
 
 
 def lung_nodule(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Finding | None:
+    """A 6-18 mm solid, lobulated nodule; its lobe goes into the report."""
     lung = ctx.mask(organ)
     radius = float(rng.uniform(3.0, 9.0))
     voxel = ctx.pick(rng, lung, 0.8 * radius)
     if voxel is None:
         return None
     lobe = _lobe(ctx, voxel)
-    ctx.blob(ctx.world(voxel), radius, float(rng.uniform(15.0, 50.0)), rng, within=lung,
-             irregularity=0.25)
+    if not ctx.blob(ctx.world(voxel), radius, float(rng.uniform(15.0, 50.0)), rng, within=lung, irregularity=0.25):
+        return None
     return Finding(organ, "nodule", {"size_mm": _size_mm(radius), "lobe": lobe})
 
 
@@ -257,6 +268,7 @@ def aortic_calcification(ctx: LesionContext, rng: np.random.Generator, organ: st
 
 
 def gallstone(ctx: LesionContext, rng: np.random.Generator, organ: str) -> Finding | None:
+    """One to three calcified stones in the bile."""
     bladder = ctx.mask(organ)
     sizes = []
     for _ in range(int(rng.choice([1, 1, 2, 3]))):

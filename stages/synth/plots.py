@@ -24,13 +24,15 @@ def plot_examples(path: Path, examples: list[dict]) -> None:
     """Axial and coronal slices of a few scans, organ outlines in colour, findings as titles.
 
     ``examples``: dicts with ``scan_id``, ``axial``/``coronal`` HU slices, ``axial_mask``/
-    ``coronal_mask`` label slices (display orientation) and ``title``.
+    ``coronal_mask`` label slices (display orientation), ``axial_aspect``/``coronal_aspect``
+    (pixel height / width in mm) and ``title``.
     """
     figure, axes = plt.subplots(2, len(examples), figsize=(3.2 * len(examples), 6.6), squeeze=False)
     for column, example in enumerate(examples):
         for row, view in enumerate(("axial", "coronal")):
             axis = axes[row, column]
-            axis.imshow(example[view], cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], interpolation="nearest")
+            axis.imshow(example[view], cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], interpolation="nearest",
+                        aspect=example[f"{view}_aspect"])
             labels = example[f"{view}_mask"]
             if labels.any():
                 axis.contour(labels, levels=np.unique(labels)[1:] - 0.5, linewidths=0.4, cmap="tab20")

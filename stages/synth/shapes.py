@@ -95,8 +95,14 @@ class Ellipsoid:
     rotation: np.ndarray | None = None
 
     def bounds(self, pad: float = 0.0) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        reach = max(self.radii) + pad
-        return (tuple(c - reach for c in self.center), tuple(c + reach for c in self.center))
+        """World box around the (rotated) ellipsoid, ``pad`` mm wider on every side."""
+        radii = np.asarray(self.radii, dtype=float)
+        if self.rotation is None:
+            reach = radii + pad
+        else:
+            reach = np.sqrt(((self.rotation * radii) ** 2).sum(axis=1)) + pad
+        return (tuple(float(c - r) for c, r in zip(self.center, reach)),
+                tuple(float(c + r) for c, r in zip(self.center, reach)))
 
     def local(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coordinates in the ellipsoid's own (rotated, centred) frame."""

@@ -61,7 +61,8 @@ def paint_ribs(grid: Grid, canvas: Canvas, layout: Layout, centers: dict[str, fl
     """Twelve ribs a side descending from their vertebra, costal cartilages and the sternum."""
     body, textures = layout.body, layout.textures
     a, b = body.cavity_radii
-    box = grid.box((-a - 20.0, body.center_y - b - 20.0, -400.0), (a + 20.0, body.center_y + b + 20.0, 400.0))
+    box = grid.box((-a - 20.0, body.center_y - b - 20.0, centers["T12"] - 60.0),
+                   (a + 20.0, body.center_y + b + 20.0, 400.0))
     if box is None:
         return
     x, y, z = grid.coords(box)

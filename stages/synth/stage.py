@@ -30,12 +30,14 @@ PREVALENCE_PNG = "prevalence.png"
 
 def _display_slices(scan: SynthScan) -> dict[str, Any]:
     """An axial slice through the liver dome region and a coronal one through the kidneys, for the preview."""
+    spacing = np.abs(np.diag(scan.affine)[:3])
     z = int(scan.ct.shape[2] * 0.55)
     y = int(scan.ct.shape[1] * 0.42)
     return {"scan_id": scan.scan_id,
             "title": "\n".join(f"{f.organ}: {f.abnormality}" for f in scan.findings[:3]) or "normal",
             "axial": scan.ct[::-1, ::-1, z].T, "axial_mask": scan.mask[::-1, ::-1, z].T,
-            "coronal": scan.ct[::-1, y, ::-1].T, "coronal_mask": scan.mask[::-1, y, ::-1].T}
+            "coronal": scan.ct[::-1, y, ::-1].T, "coronal_mask": scan.mask[::-1, y, ::-1].T,
+            "axial_aspect": spacing[1] / spacing[0], "coronal_aspect": spacing[2] / spacing[0]}
 
 
 def make_scan(config: SynthConfig, index: int) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def _prepare_output(config: SynthConfig) -> None:
         raise FileExistsError(f"{out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
         return
-    foreign = sorted(path.name for path in out.iterdir() if path.name not in OUTPUT_NAMES)
+    foreign = sorted(path.name for path in out.iterdir() if not _written_by_synth(path.name))
     if foreign:
         raise FileExistsError(f"{out}: folder holds files synth did not write ({', '.join(foreign[:5])}); "
                               "choose a new folder")
@@ -85,11 +87,17 @@ def _prepare_output(config: SynthConfig) -> None:
         raise FileExistsError(f"{out}: already holds a synth dataset (complete or interrupted); pass --overwrite "
                               "to replace it or choose another folder")
     for folder in (out / io.CT_DIR, out / io.MASK_DIR):
-        for path in folder.glob("synth_s*.nii.gz") if folder.is_dir() else ():
-            if path.is_file():
+        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if path.is_file() and path.name.lstrip(".").startswith("synth_s"):
                 path.unlink()
-    for name in OUTPUT_NAMES - {io.CT_DIR, io.MASK_DIR}:
-        (out / name).unlink(missing_ok=True)
+    for path in out.iterdir():
+        if path.is_file():
+            path.unlink()
+
+
+def _written_by_synth(name: str) -> bool:
+    """An output name, or the temp file of one that a killed run left behind (``.<name>.<random>``)."""
+    return name in OUTPUT_NAMES or any(name.startswith(f".{known}.") for known in OUTPUT_NAMES)
 
 
 def _records(config: SynthConfig, progress: ProgressReporter) -> list[dict[str, Any]]:

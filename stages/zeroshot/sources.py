@@ -8,7 +8,7 @@ runner can record the failure and go on with the next scan.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,8 @@ def _no_organ_error(scan_id: str, where: str) -> InputError:
 def _from_nifti(ct_path: Path, mask_path: Path, preprocess: PreprocessConfig, organs: set[str],
                 global_mode: bool) -> ScanSamples:
     scan = preprocess_scan(ct_path, mask_path, preprocess)
-    samples = [s for s in organ_samples(scan, preprocess) if s.organ in organs]
+    scan = replace(scan, units=[unit for unit in scan.units if unit in organs])  # crop only what is scored
+    samples = organ_samples(scan, preprocess)
     if not samples:
         raise _no_organ_error(scan.scan_id, str(mask_path))
     if global_mode:
