@@ -25,7 +25,7 @@ def parser() -> ReportParser:
 def test_dev_set_precision_and_recall(parser, name):
     scores = evaluate_dev_set(DATA / name, parser)
     print(f"\n{name}\n{scores.summary()}")
-    for score in (scores.grounding, scores.abnormal):
+    for score in (scores.grounding, scores.abnormal, scores.phrases):
         assert score.precision >= TARGET and score.recall >= TARGET, scores.summary() + "\n" + "\n".join(scores.errors)
 
 
@@ -36,6 +36,7 @@ def test_dev_set_is_large_and_varied():
     assert {"normal", "abnormal", "uncertain"} <= set(states)
     assert sum(len(item["organs"]) > 1 for item in items) >= 20
     assert sum(not item["organs"] for item in items) >= 5
+    assert sum("phrases" in item for item in items) >= 25
 
 
 def test_malformed_dev_set_line_names_file_and_line(tmp_path):
@@ -43,3 +44,20 @@ def test_malformed_dev_set_line_names_file_and_line(tmp_path):
     path.write_text('{"id": "a", "text": "x", "organs": {}}\n{"id": "b", "text": "y", "organs": {"liver": "odd"}}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
         read_dev_set(path)
+
+
+@pytest.mark.parametrize("phrases", ['{"liver": "cyst"}', '{"spleen": ["cyst"]}', '["cyst"]'])
+def test_malformed_phrases_name_file_and_line(tmp_path, phrases):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(f'{{"id": "a", "text": "Liver cyst.", "organs": {{"liver": "abnormal"}}, "phrases": {phrases}}}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1.*phrases"):
+        read_dev_set(path)
+
+
+def test_wrong_or_extra_phrases_count_against_the_parser(parser, tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"id": "a", "text": "Hepatic steatosis.", "organs": {"liver": "abnormal"}, '
+                    '"phrases": {"liver": ["cirrhosis"]}}\n')
+    scores = evaluate_dev_set(path, parser)
+    assert (scores.phrases.true_positive, scores.phrases.false_positive, scores.phrases.false_negative) == (0, 1, 1)
+    assert scores.abnormal.precision == 1.0 and "expected phrases" in scores.errors[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from stages.parse_reports import ReportParser
-from stages.parse_reports.lexicon import load_lexicon, plural_forms
+from stages.parse_reports.lexicon import LEXICON_DIR, LexiconError, load_lexicon, plural_forms
 from stages.parse_reports.parser import split_long_text
 
 
@@ -125,6 +125,72 @@ def test_british_spellings_and_plurals_match(parser):
 ])
 def test_canonical_phrases_of_the_benchmark_label_space(parser, text, organ, phrase):
     assert phrase in parser.parse(findings=text).organs[organ].abnormalities
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Liver: 21 mm hypodense focal lesion in the right lobe.", {"liver": "abnormal"}),
+    ("LIVER:\nSteatosis. Hypodense lesion in the right lobe.", {"liver": "abnormal"}),
+    ("The liver is enlarged, and there is a hypodense lesion in the left lobe.", {"liver": "abnormal"}),
+    ("Thyroid: 8 mm nodule in the left lobe.", {"thyroid_gland": "abnormal"}),
+    ("Spleen: hypodense lesion in the lower pole.", {"spleen": "abnormal"}),
+    ("Left kidney: cyst in the upper pole.", {"kidney_left": "abnormal"}),
+    ("Kidneys: cyst in the upper pole on the right.", {"kidney_left": "normal", "kidney_right": "abnormal"}),
+    ("Pancreas: hypodense lesion in the tail.", {"pancreas": "abnormal"}),
+    ("Stomach: wall thickening in the body.", {"stomach": "abnormal"}),
+    ("Nodule in the caudate lobe.", {"liver": "abnormal"}),
+    ("Hypodense lesion in segment 4a.", {"liver": "abnormal"}),
+    ("Right lower lobe nodule.", {"lung_right": "abnormal"}),
+    ("Nodule in the right lobe.", {"lung_right": "abnormal"}),
+    ("Liver: normal. Lungs: nodule in the right lobe.", {"liver": "normal", "lung_left": "normal",
+                                                          "lung_right": "abnormal"}),
+    ("Nodule in the right lower lobe segment 6.", {"lung_right": "abnormal"}),
+])
+def test_part_words_belong_to_the_organ_named_in_context(parser, text, expected):
+    assert states(parser.parse(findings=text)) == expected
+
+
+@pytest.mark.parametrize(("text", "organ", "phrases"), [
+    ("Liver: 21 mm hypodense focal lesion in the right lobe.", "liver", ["hypodense lesion"]),
+    ("Small hypoattenuating lesion in the liver.", "liver", ["hypodense lesion"]),
+    ("Well-circumscribed hypodense lesion in the spleen.", "spleen", ["hypodense lesion"]),
+    ("Hypodense 2.3 x 1.8 cm lesion in the liver.", "liver", ["hypodense lesion"]),
+    ("Indeterminate hypodense hepatic lesion.", "liver", ["hypodense lesion"]),
+    ("15 mm hypodense right renal lesion.", "kidney_right", ["hypodense lesion"]),
+    ("Hypodense focal lesion in the right lower lobe.", "lung_right", ["lesion"]),
+    ("Low attenuation areas in the right lung.", "lung_right", ["decreased attenuation"]),
+    ("Hypodense mass in the head of the pancreas.", "pancreas", ["mass"]),
+    ("A 1.3 cm calcified gallstone.", "gallbladder", ["gallstone"]),
+    ("Calcified aortic plaques.", "aorta", ["calcification"]),
+    ("There is a 9 mm hyperdense calculus in the left renal collecting system.", "kidney_left", ["stone"]),
+    ("Dense consolidative opacity in the right upper lobe.", "lung_right", ["consolidation"]),
+    ("Fluid-attenuation lesion in the right kidney.", "kidney_right", ["cyst"]),
+    ("Pericardial fluid collection, moderate.", "heart", ["pericardial effusion"]),
+])
+def test_a_describing_finding_and_its_head_are_one_finding(parser, text, organ, phrases):
+    report = parser.parse(findings=text)
+    assert report.organs[organ].abnormalities == phrases
+    assert not any(r.abnormal for name, r in report.organs.items() if name != organ)
+
+
+def test_a_negated_joined_finding_stays_negated(parser):
+    report = parser.parse(findings="No hypodense liver lesion.")
+    assert states(report) == {"liver": "normal"}
+    assert report.organs["liver"].negated_abnormalities == ["hypodense lesion"]
+
+
+@pytest.mark.parametrize(("name", "edit", "message"), [
+    ("findings.json", ('"heads": {"opacity": "consolidation"', '"heads": {"opacity": "consolidaton"'),
+     "unknown finding entries"),
+    ("organ_terms.json", ('"owners": ["pancreas"]', '"owners": ["pancreaz"]'), "needs known 'owners'"),
+])
+def test_lexicon_errors_name_the_file(tmp_path, name, edit, message):
+    for path in LEXICON_DIR.iterdir():
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (tmp_path / name).read_text(encoding="utf-8")
+    assert edit[0] in text
+    (tmp_path / name).write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    with pytest.raises(LexiconError, match=rf"{name}.*{message}"):
+        load_lexicon(tmp_path)
 
 
 def test_unassigned_sentences_are_kept_for_review(parser):

@@ -6,6 +6,8 @@ The set is JSONL, one sentence per line::
 
 with states ``normal``, ``abnormal`` or ``uncertain`` (abnormal, but only hedged). Grounding is scored
 over (sentence, organ) pairs; abnormal flags over (sentence, organ) pairs whose state is not normal.
+A line may also give the normalised phrases it states, ``"phrases": {"liver": ["hypodense lesion"]}``;
+on those lines every stated (organ, phrase) pair is scored, so an extra or wrong phrase counts.
 
 Run ``python -m stages.parse_reports.evaluate tests/data/report_dev_set.jsonl`` to print the figures.
 """
@@ -37,7 +39,7 @@ class Score:
         expected = self.true_positive + self.false_negative
         return self.true_positive / expected if expected else 1.0
 
-    def add(self, expected: set[str], predicted: set[str]) -> None:
+    def add(self, expected: set, predicted: set) -> None:
         self.true_positive += len(expected & predicted)
         self.false_positive += len(predicted - expected)
         self.false_negative += len(expected - predicted)
@@ -49,11 +51,12 @@ class DevSetScores:
     grounding: Score = field(default_factory=Score)
     abnormal: Score = field(default_factory=Score)
     uncertain: Score = field(default_factory=Score)
+    phrases: Score = field(default_factory=Score)
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"{self.sentences} sentences"]
-        for name in ("grounding", "abnormal", "uncertain"):
+        for name in ("grounding", "abnormal", "uncertain", "phrases"):
             score: Score = getattr(self, name)
             lines.append(f"{name:>10}: precision {score.precision:.3f}  recall {score.recall:.3f}  "
                          f"(tp {score.true_positive}, fp {score.false_positive}, fn {score.false_negative})")
@@ -71,10 +74,21 @@ def read_dev_set(path: Path) -> list[dict]:
             states = set(item["organs"].values())
             if not isinstance(item["text"], str) or not states <= set(STATES):
                 raise ValueError(f"states must be {STATES}")
+            _check_phrases(item)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{path}:{number}: bad dev-set line ({error})") from error
         items.append(item)
     return items
+
+
+def _check_phrases(item: dict) -> None:
+    phrases = item.get("phrases", {})
+    if not isinstance(phrases, dict) or not all(
+            isinstance(values, list) and all(isinstance(value, str) for value in values) for values in phrases.values()):
+        raise ValueError("'phrases' must map organ names to lists of phrases")
+    unlabelled = [organ for organ in phrases if item["organs"].get(organ, "normal") == "normal"]
+    if unlabelled:
+        raise ValueError(f"'phrases' names organs not labelled abnormal or uncertain: {unlabelled}")
 
 
 def evaluate_dev_set(path: Path, parser: ReportParser | None = None) -> DevSetScores:
@@ -94,6 +108,13 @@ def evaluate_dev_set(path: Path, parser: ReportParser | None = None) -> DevSetSc
                              {o for o, s in predicted.items() if s == "uncertain"})
         if expected != predicted:
             scores.errors.append(f"{item['id']}: {item['text']}\n    expected {expected}\n    got      {predicted}")
+        if "phrases" in item:
+            wanted = {(organ, phrase) for organ, phrases in item["phrases"].items() for phrase in phrases}
+            stated = {(organ, phrase) for organ, r in report.organs.items() for phrase in r.abnormalities}
+            scores.phrases.add(wanted, stated)
+            if wanted != stated:
+                scores.errors.append(f"{item['id']}: {item['text']}\n    expected phrases {sorted(wanted)}\n"
+                                     f"    got              {sorted(stated)}")
     return scores
 
 

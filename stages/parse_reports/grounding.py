@@ -6,6 +6,9 @@ Rules, in the order they apply inside one clause:
    organ claims it ("right lobe of the liver"). Sided organs take their side from laterality words
    before them ("left-sided pleural", "both lungs"), after them ("on the right", "bilaterally") or
    from the same organ named right after ("lower lobe of the left lung"); no side word means both.
+   A part-word ("right lobe", "upper pole", "tail") belongs to an organ that can own it named in the
+   clause (nearest first), in the sentence before it or by the "Organ:" heading ("Liver: lesion in the
+   right lobe"); else it keeps its default organ ("lobe" -> lung) or, having none, names nothing.
 2. A generic mention next to a narrower one of the same organ is dropped ("L1 vertebral body",
    "right upper lobe of the lung"). Mentions joined by "and", "," or "of" form one group.
 3. A finding with an implied organ ("emphysema", "cardiomegaly", "hiatal hernia") belongs to it;
@@ -64,6 +67,7 @@ class _Mention:
     keys: frozenset[str]
     units: tuple[str, ...] = ()
     side_source: str = ""  # "fixed", "before", "after", "plural" or "" (no side given: both)
+    sides: frozenset[str] = frozenset()  # the laterality words found for it ({"left"}); empty: none or both
 
     @property
     def explicit_side(self) -> bool:
@@ -197,7 +201,41 @@ class _ClauseGrounder:
                 sides, source = self._forward_sides(mention.end, clause.end, mention.keys, plural,
                                                     mentions[index + 1:]), "after"
             mention.side_source = source if sides else ("plural" if plural else "")
-            mention.units = self.lexicon.resolve_targets((mention.term.base,), _side_set(sides))
+            mention.sides = _side_set(sides)
+            mention.units = self.lexicon.resolve_targets((mention.term.base,), mention.sides)
+
+    def _own_parts(self, mentions: list[_Mention], context: list[_Mention]) -> list[_Mention]:
+        """Give each part-word the organ that owns it in this context (see rule 1); drop it if none."""
+        named = [m for m in mentions if not m.term.owners]
+        kept = []
+        for mention in mentions:
+            owners = mention.term.owners
+            if owners:
+                owned = self._owner_units(mention, named, context, owners)
+                if owned:
+                    self._take_owner(mention, owned)
+                elif not mention.units:
+                    continue
+            kept.append(mention)
+        return kept
+
+    def _owner_units(self, part: _Mention, named: list[_Mention], context: list[_Mention],
+                     owners: frozenset[str]) -> tuple[str, ...]:
+        nearest = sorted(named, key=lambda m: part.start - m.end if m.end <= part.start else m.start - part.end)
+        for candidates in ([m.units for m in nearest], [m.units for m in reversed(context)], [self.heading]):
+            for units in candidates:
+                owned = tuple(u for u in units if u in owners or self.units[u].base in owners)
+                if owned:
+                    return owned
+        return ()
+
+    def _take_owner(self, part: _Mention, owned: tuple[str, ...]) -> None:
+        bases = tuple(dict.fromkeys(self.units[u].base for u in owned))
+        if part.sides and any(self.lexicon.is_sided_base(base) for base in bases):
+            owned = self.lexicon.resolve_targets(bases, part.sides)
+        base = bases[0] if len(bases) == 1 and self.lexicon.is_sided_base(bases[0]) else None
+        term = OrganTerm(text=part.term.text, units=() if base else owned, base=base, weak=part.term.weak)
+        part.term, part.keys, part.units, part.side_source = term, _organ_keys(term), owned, "fixed"
 
     def _drop_generic(self, mentions: list[_Mention]) -> list[_Mention]:
         """Drop a mention that a narrower one of the same organ makes redundant."""
@@ -294,7 +332,7 @@ class _ClauseGrounder:
         """
         mentions = self._drop_weak(_inside(self.mentions, self.mention_starts, clause))
         self._resolve(mentions, clause)
-        mentions = self._drop_generic(mentions)
+        mentions = self._drop_generic(self._own_parts(mentions, context))
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)

@@ -39,6 +39,7 @@ class FindingEntry:
     organs: tuple[str, ...]
     fallback: tuple[str, ...]
     by_organ: Mapping[str, str | None]
+    heads: Mapping[str, str]
 
     def phrase_for(self, unit: OrganUnit) -> str | None:
         """Normalised phrase of this finding in ``unit`` (None: not an abnormality there)."""
@@ -50,12 +51,18 @@ class FindingEntry:
 
 @dataclass(frozen=True)
 class OrganTerm:
-    """A word for an organ: fixed ``units``, or a sided ``base`` resolved from laterality words."""
+    """A word for an organ: fixed ``units``, or a sided ``base`` resolved from laterality words.
+
+    ``owners``: organs this part-word ("right lobe", "upper pole", "tail") can belong to; an owner named in
+    the context wins over the default ``units``/``base``. A part-word with neither names an organ only
+    through such an owner.
+    """
 
     text: str
     units: tuple[str, ...]
     base: str | None
     weak: bool
+    owners: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class Lexicon:
     no_break_after: frozenset[str]
     abbreviations: frozenset[str]
     list_markers: frozenset[str]
+    finding_modifiers: frozenset[str]
     negation: Mapping[str, list[str]]
     hedging: Mapping[str, list[str]]
     word_norms: Mapping[str, str]
@@ -121,7 +129,12 @@ def _findings(data: dict[str, Any], path: Path) -> dict[str, FindingEntry]:
         if unknown:
             raise LexiconError(f"{path}: entry {key!r} names unknown organs {unknown}; see `ctglip organs`")
         entries[key] = FindingEntry(key=key, phrase=spec.get("phrase"), surfaces=tuple(spec["surfaces"]),
-                                    organs=organs, fallback=fallback, by_organ=MappingProxyType(by_organ))
+                                    organs=organs, fallback=fallback, by_organ=MappingProxyType(by_organ),
+                                    heads=MappingProxyType(dict(spec.get("heads", {}))))
+    for key, entry in entries.items():
+        unknown = [name for pair in entry.heads.items() for name in pair if name not in entries]
+        if unknown:
+            raise LexiconError(f"{path}: entry {key!r} names unknown finding entries {unknown} in 'heads'")
     return entries
 
 
@@ -148,8 +161,25 @@ def _organ_terms(data: dict[str, Any], path: Path) -> tuple[OrganTerm, ...]:
             terms[text.lower()] = target
     for level, unit in _spine_levels(data.get("spine_levels", {})).items():
         terms[level.lower()] = ((unit,), None)
-    return tuple(OrganTerm(text=text, units=fixed, base=base, weak=text in weak)
+    owners = _part_owners(data.get("parts", []), path)
+    for text in owners:
+        terms.setdefault(text, ((), None))
+    return tuple(OrganTerm(text=text, units=fixed, base=base, weak=text in weak, owners=owners.get(text, frozenset()))
                  for text, (fixed, base) in terms.items())
+
+
+def _part_owners(entries: list[dict[str, Any]], path: Path) -> dict[str, frozenset[str]]:
+    """Part-word -> organ units or sided bases that can own it (``parts`` of ``organ_terms.json``)."""
+    known = set(organ_units()) | {unit.base for unit in organ_units().values()}
+    owners: dict[str, frozenset[str]] = {}
+    for entry in entries:
+        names = frozenset(entry.get("owners", ()))
+        unknown = sorted(names - known)
+        if unknown or not names:
+            raise LexiconError(f"{path}: part entry {entry.get('terms', [])[:3]} needs known 'owners', got {unknown}")
+        for text in entry.get("terms", []):
+            owners[text.lower()] = names
+    return owners
 
 
 def _spine_levels(spec: dict[str, list[Any]]) -> dict[str, str]:
@@ -261,6 +291,7 @@ def load_lexicon(folder: Path | None = None) -> Lexicon:
         no_break_after=frozenset(language.get("no_break_after", [])),
         abbreviations=frozenset(language.get("abbreviations", [])),
         list_markers=frozenset(language.get("list_markers", [])),
+        finding_modifiers=frozenset(word.lower() for word in language.get("finding_modifiers", [])),
         negation=MappingProxyType(negation),
         hedging=MappingProxyType(hedge_sets),
         word_norms=MappingProxyType(build_word_norms(_lexicon_words(findings, terms), language)),

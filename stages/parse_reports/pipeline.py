@@ -5,7 +5,8 @@
 
 1. ``ctglip_report_sections`` - FINDINGS / IMPRESSION / TECHNIQUE / HISTORY ... headers -> ``doc.spans["sections"]``
 2. ``ctglip_report_terms`` - organ words, laterality words, abnormality phrases (one ``PhraseMatcher`` on
-   token norms, so plurals and British spellings match) -> ``doc.spans["organs"]``, ``["sides"]``, ``["findings"]``
+   token norms, so plurals and British spellings match) -> ``doc.spans["organs"]``, ``["sides"]``, ``["findings"]``;
+   a describing finding and the one it describes become one ("hypodense" + "focal lesion", see ``heads``)
 3. ``ctglip_report_segmenter`` - sentences that survive radiology style, then clauses where one sentence
    talks about several organs; clause starts become ``is_sent_start`` so NegEx scopes stop there
 4. ``ctglip_negex`` (negspacy's NegEx, see :mod:`scoped_negex`; radiology-extended termset) over
@@ -35,6 +36,8 @@ COLUMN_TEXT = "ctglip_column_text"
 COMPONENTS = ("ctglip_report_sections", "ctglip_report_terms", "ctglip_report_segmenter", "negation", "hedging",
               "ctglip_report_grounding")
 SENTENCE_END = {".", "!", "?", ";"}
+MODIFIER_WINDOW = 8
+COORDINATORS = {"and", "or", "/"}
 HEADER_SUFFIXES = {":", "-", "–"}
 
 if not Doc.has_extension("report_clauses"):
@@ -150,10 +153,42 @@ class ReportTerms:
         organs = [span for span in filter_spans(organs + blocked)
                   if span.label_ == "ORGAN" and not covered.issuperset(range(span.start, span.end))]
         organ_tokens = {i for span in organs for i in range(span.start, span.end)}
-        doc.spans["findings"] = findings
+        sides = [span for span in sides if span.start not in organ_tokens and span.start not in covered]
+        word_tokens = organ_tokens | {i for span in sides for i in range(span.start, span.end)}
+        doc.spans["findings"] = self._join_described(doc, findings, word_tokens)
         doc.spans["organs"] = organs
-        doc.spans["sides"] = [span for span in sides if span.start not in organ_tokens and span.start not in covered]
+        doc.spans["sides"] = sides
         return doc
+
+    def _join_described(self, doc: Doc, findings: list[Span], word_tokens: set[int]) -> list[Span]:
+        """One finding for a describing finding and the finding it describes ("hypodense" + "focal lesion").
+
+        Only modifiers, sizes, side and organ words may stand between them ("hypodense right renal lesion");
+        the organ and side words keep grounding the joined finding.
+        """
+        entries = self.lexicon.findings
+        joined: list[Span] = []
+        index = 0
+        while index < len(findings):
+            span = findings[index]
+            following = findings[index + 1] if index + 1 < len(findings) else None
+            whole = entries[span.kb_id_].heads.get(following.kb_id_) if following is not None else None
+            if whole and following.start - span.end <= MODIFIER_WINDOW and self._modifiers_only(
+                    doc, span.end, following.start, word_tokens):
+                joined.append(Span(doc, span.start, following.end, label="FINDING", kb_id=whole))
+                index += 2
+                continue
+            joined.append(span)
+            index += 1
+        return joined
+
+    def _modifiers_only(self, doc: Doc, start: int, end: int, word_tokens: set[int]) -> bool:
+        """Modifiers, numbers, organ and side words, and "and"/"or" between two of the latter ("hepatic and renal")."""
+        tokens = token_view(doc)
+        modifiers = self.lexicon.finding_modifiers
+        return all(i in word_tokens or tokens.like_num[i] or tokens.lower[i] in modifiers
+                   or (tokens.lower[i] in COORDINATORS and i - 1 in word_tokens and i + 1 in word_tokens)
+                   for i in range(start, end))
 
 
 class ReportSegmenter:
