@@ -167,6 +167,7 @@ def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
                          "row": row_number, "text_id": text_id, "abnormal": abnormal, "uncertain": uncertain,
                          "complete": bool(meta["complete"]), "volume_ml": float(meta["volume_ml"]),
                          "bbox_vox": meta["bbox_vox"], "bbox_mm": meta["bbox_mm"], "scale": meta["scale"],
+                         "position": meta["position"],
                          "abnormalities": phrases,
                          "abnormality_text_ids": [phrase_ids[organ][p] for p in phrases if p in phrase_ids[organ]]})
         if config.include_volume:
@@ -175,10 +176,11 @@ def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
             rows.append({"kind": "volume", "scan_id": scan_id, "organ": VOLUME_ORGAN, "organ_index": -1,
                          "row": 0, "text_id": table.add(whole), "abnormal": scan_abnormal, "uncertain": False,
                          "complete": True, "volume_ml": 0.0, "bbox_vox": [], "bbox_mm": [], "scale": 1.0,
+                         "position": [0.0, 0.0, 0.0],
                          "abnormalities": [], "abnormality_text_ids": []})
     vocab = {"organ_vocab": vocab_organs, "organ_name_text_ids": name_ids, "normal_text_ids": normal_ids,
              "abnormality_dictionary": {o: dict(dictionary.get(o, {})) for o in vocab_organs},
              "abnormality_text_ids": phrase_ids}
     columns = ["kind", "scan_id", "organ", "organ_index", "row", "text_id", "abnormal", "uncertain", "complete",
-               "volume_ml", "bbox_vox", "bbox_mm", "scale", "abnormalities", "abnormality_text_ids"]
+               "volume_ml", "bbox_vox", "bbox_mm", "scale", "position", "abnormalities", "abnormality_text_ids"]
     return pd.DataFrame(rows, columns=columns), table.texts(), vocab

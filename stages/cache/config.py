@@ -11,6 +11,7 @@ from stages.common.text_encoder import DEFAULT_ENCODER_ID
 DEFAULT_NORMAL_TEMPLATE = "{Organ} shows no significant abnormality."
 ABNORMALITY_TEMPLATE = "{Organ} with {phrase}."
 IMAGE_DTYPES = ("uint8", "float16")
+CACHE_FORMAT_VERSION = 2  # bump when the shard layout changes, so old caches are refused, not misread
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class CacheConfig:
     def content_config(self) -> dict[str, Any]:
         """The part that decides the cache's content; its hash keys the cache folder."""
         return {
+            "format_version": CACHE_FORMAT_VERSION,
             "preprocess": self.preprocess.to_dict(),
             "text_encoder": self.text_encoder,
             "normal_template": self.normal_template,

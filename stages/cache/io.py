@@ -82,7 +82,7 @@ def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
             np.save(temp / "volume.npy", to_stored(volume, dtype))
         meta = [{"organ": s.organ, "complete": s.complete, "volume_ml": round(s.volume_ml, 3),
                  "bbox_vox": list(s.bbox_vox), "bbox_mm": [round(v, 2) for v in s.bbox_mm],
-                 "scale": round(s.scale, 4)} for s in samples]
+                 "scale": round(s.scale, 4), "position": [round(v, 5) for v in s.position]} for s in samples]
         (temp / "samples.json").write_text(json.dumps({"scan_id": scan_id, "samples": meta}), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
@@ -169,16 +169,19 @@ class Cache:
         if self.kind == "volume":
             image = from_stored(np.asarray(self._array(scan_id, "volume.npy")))
             mask = np.ones(image.shape, dtype=bool)
+            position = np.zeros(3, dtype=np.float32)
         else:
             image = from_stored(np.asarray(self._array(scan_id, "images.npy")[int(row["row"])]))
             packed = np.asarray(self._array(scan_id, "masks.npy")[int(row["row"])])
             mask = np.unpackbits(packed, count=image.size).reshape(image.shape).astype(bool)
+            position = np.asarray(row["position"], dtype=np.float32)
         return {
             "image": image,
             "mask": mask,
             "scan_id": scan_id,
             "organ": str(row["organ"]),
             "organ_index": int(row["organ_index"]),
+            "position": position,
             "text": self.texts[int(row["text_id"])],
             "text_id": int(row["text_id"]),
             "abnormal": bool(row["abnormal"]),

@@ -90,6 +90,7 @@ class OrganSample:
     bbox_vox: tuple[int, int, int, int, int, int]  # x0, y0, z0, x1, y1, z1 (exclusive ends)
     bbox_mm: tuple[float, float, float]  # extent in mm
     scale: float  # >1 where the crop was shrunk to fit the organ
+    position: tuple[float, float, float]  # box centre as a fraction of the scan extent, -0.5..0.5 per RAS axis
 
 
 def preprocess_scan(ct_path: Path, mask_path: Path, cfg: PreprocessConfig) -> PreprocessedScan:
@@ -207,8 +208,19 @@ def organ_samples(scan: PreprocessedScan, cfg: PreprocessConfig) -> list[OrganSa
             bbox_vox=tuple(int(v) for v in (*start, *stop)),  # type: ignore[arg-type]
             bbox_mm=tuple(float(v) for v in (stop - start) * in_spacing),  # type: ignore[arg-type]
             scale=scale,
+            position=tuple(float(v) for v in organ_position(start, stop, scan.image.shape)),  # type: ignore[arg-type]
         ))
     return samples
+
+
+def organ_position(start: np.ndarray, stop: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Where the organ sits in the scan (-0.5..0.5 per RAS axis).
+
+    A crop alone cannot tell a left kidney from a right one; CT-GLIP pools features from a
+    whole-volume feature map, where position is implicit. Crops carry it explicitly instead.
+    """
+    extent = np.maximum(np.asarray(shape[:3], dtype=np.float64) - 1.0, 1.0)
+    return (start + stop - 1) / 2.0 / extent - 0.5
 
 
 def volume_sample(scan: PreprocessedScan, cfg: PreprocessConfig) -> np.ndarray:
