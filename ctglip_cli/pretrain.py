@@ -21,6 +21,8 @@ def command(
     encoder: Annotated[str | None, typer.Option(help="cnn (nnU-Net) or vit; picks the preset family "
                                                       "(default cnn, or the JSON file's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (under torchrun: GPU LOCAL_RANK).")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: one per core; use fewer on a "
+                                                     "machine shared with other busy processes).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training samples.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Global batch size (split across processes); "
                                                         "the contrastive negatives.")] = None,
@@ -48,8 +50,8 @@ def command(
     """Pretrain CT-GLIP on a cache; writes RUN_DIR/{last,final}.pt, metrics.csv, loss.png."""
     def build():
         return make_config(
-            cache_dir, output, mode=mode, preset=config, encoder=encoder, device=device, resume=resume,
-            stop_after_steps=stop_after_steps, epochs=epochs, batch_size=batch_size, lr=lr,
+            cache_dir, output, mode=mode, preset=config, encoder=encoder, device=device, threads=threads,
+            resume=resume, stop_after_steps=stop_after_steps, epochs=epochs, batch_size=batch_size, lr=lr,
             val_fraction=val_fraction, seed=seed, abnormality_weight=abnormality_weight,
             organ_name_weight=organ_name_weight, include_incomplete=include_incomplete,
             oversample_abnormal=oversample_abnormal, num_workers=num_workers, precision=precision,

@@ -27,11 +27,15 @@ def print_metrics(metrics: dict) -> None:
     """Headline figures and per-abnormality metrics (95 % bootstrap intervals) as rich tables."""
     recognition = metrics.get("organ_recognition")
     if recognition:
-        table = Table(title=f"organ recognition ({metrics.get('mode')} model, {recognition['n']} organs)")
-        for column in ("top-1", "top-5"):
-            table.add_column(column, justify="right")
-        table.add_row(*(_interval({"value": recognition[k], "ci_low": recognition[f"{k}_ci"][0],
+        table = Table(title=f"organ recognition ({metrics.get('mode')} model)")
+        for column, justify in (("organs", "left"), ("n", "right"), ("top-1", "right"), ("top-5", "right")):
+            table.add_column(column, justify=justify)
+        table.add_row("all", str(recognition["n"]),
+                      *(_interval({"value": recognition[k], "ci_low": recognition[f"{k}_ci"][0],
                                    "ci_high": recognition[f"{k}_ci"][1]}) for k in ("top1", "top5")))
+        complete = recognition["complete_only"]
+        table.add_row("complete (not cut by the scan border)", str(complete["n"]),
+                      *(_interval({"value": complete[k]}) for k in ("top1", "top5")))
         console.print(table)
     abnormality = metrics.get("abnormality")
     if abnormality:

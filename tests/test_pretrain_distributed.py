@@ -5,7 +5,6 @@ and organ-name terms (global-count normalisation), ``local_loss`` and both encod
 """
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -26,7 +25,7 @@ WORLD_SIZE = 2
 GLOBAL_BATCH = 8
 TEXT_DIM = 12
 TOLERANCE = 1e-5
-COMMON = {"input_size": [16, 16, 16], "input_pool": 1, "embed_dim": 16, "image_hidden": 0, "text_hidden": 24,
+COMMON = {"input_size": [16, 16, 16], "working_size": None, "embed_dim": 16, "image_hidden": 0, "text_hidden": 24,
           "init_temperature": 0.07, "temperature_range": [0.01, 0.5]}
 VARIANTS = {
     "cnn": ({**COMMON, "encoder": "cnn", "filters": [4, 8, 8], "strides": [2, 2, 2], "feature_dim": 8},

@@ -34,6 +34,7 @@ def test_masked_average_keeps_an_organ_smaller_than_a_feature_cell():
 
 @pytest.mark.parametrize("encoder", ["cnn", "vit"])
 def test_embeddings_are_unit_length_and_depend_on_the_mask(encoder):
+    """Also: a whole volume larger than the working size goes through the same encoder."""
     torch.manual_seed(0)
     model = build_model(tiny_config(encoder), text_dim=10).eval()
     image = torch.rand(2, 1, 32, 32, 32)
@@ -48,6 +49,9 @@ def test_embeddings_are_unit_length_and_depend_on_the_mask(encoder):
     assert torch.allclose(organ_left.norm(dim=1), torch.ones(2), atol=1e-5)
     assert torch.allclose(texts.norm(dim=1), torch.ones(3), atol=1e-5)
     assert (organ_left - organ_right).abs().max() > 1e-3
+    with torch.no_grad():
+        whole = model.encode_image(torch.rand(1, 1, 48, 48, 48), None)
+    assert whole.shape == (1, organ_left.shape[1])
 
 
 def test_temperature_starts_at_0_07_and_is_clamped():
@@ -77,6 +81,8 @@ def test_bad_model_configs_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="encoder must be one of"):
         build_model({**tiny_config(), "encoder": "resnet"}, text_dim=8)
     with pytest.raises(ValueError, match="not divisible by patch size"):
-        build_model(tiny_config("vit", size=36), text_dim=8)
+        build_model({**tiny_config("vit", size=38), "working_size": None}, text_dim=8)
+    with pytest.raises(ValueError, match="working_size 64"):
+        build_model({**tiny_config(), "working_size": 64}, text_dim=8)
     with pytest.raises(FileNotFoundError, match="neither a preset"):
         load_preset("huge", "cnn")

@@ -209,7 +209,10 @@ def test_organ_recognition_metrics():
     rows = [dict(scan_id=f"s{i // 3}", organ=organ, task="organ_recognition", label=organ, score=0.5,
                  predicted_organ=organ if rank == 1 else "spleen", rank=rank, complete=True)
             for i, (organ, rank) in enumerate([("liver", 1), ("spleen", 1), ("heart", 3)] * 4)]
+    rows[2]["complete"] = rows[5]["complete"] = False  # two of the four hearts are cut by the border
     section = organ_recognition_metrics(pd.DataFrame(rows), EvaluationConfig(resamples=100))
+    assert section["complete_only"] == {"top1": pytest.approx(8 / 10), "top5": 1.0, "n": 10}
+    assert section["n_incomplete"] == 2
     assert section["top1"] == pytest.approx(8 / 12) and section["top5"] == pytest.approx(1.0)
     assert section["per_organ"]["heart"] == {"top1": 0.0, "top5": 1.0, "n": 4}
     assert section["top1_ci"][0] <= section["top1"] <= section["top1_ci"][1]

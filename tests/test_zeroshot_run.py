@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from ctglip_cli import zeroshot as zeroshot_cli
 from ctglip_cli.main import app
-from stages.cache import PreprocessConfig, load_cache, organ_samples, preprocess_scan
+from stages.cache import PreprocessConfig, organ_samples, preprocess_scan
 from stages.common.manifest import read_manifest
 from stages.common.text_encoder import TextEncoder
 from stages.pretrain import load_checkpoint, make_config
@@ -193,28 +193,27 @@ def test_bad_scans_are_recorded_and_the_rest_goes_on(scans, grounded_checkpoint,
     assert read_manifest(tmp_path / "out", "zeroshot")["items"]["corrupt"]["status"] == "failed"
 
 
-def test_cli_exit_codes_and_options(tiny_cache_dir, grounded_checkpoint, tmp_path):
+def test_cli_exit_codes_and_options(scans, tiny_cache_dir, grounded_checkpoint, tmp_path):
     runner = CliRunner()
     out = tmp_path / "out"
     prompts = tmp_path / "prompts.yaml"
     prompts.write_text("organ: ['CT of the {organ}.']\n")
-    cache = load_cache(tiny_cache_dir)
-    labels = tmp_path / "labels.csv"
-    rows = [dict(scan_id=s["scan_id"], organ=s["organ"], abnormality=phrase, present=int(phrase in s["abnormalities"]))
-            for s in (cache[i] for i in range(len(cache))) if s["organ"] in ("liver", "spleen")
-            for phrase in ("steatosis", "splenomegaly")]
-    pd.DataFrame(rows).drop_duplicates(["scan_id", "organ", "abnormality"]).to_csv(labels, index=False)
-    args = ["zeroshot", str(grounded_checkpoint), "--cache", str(tiny_cache_dir), "-o", str(out),
-            "--labels", str(labels), "--prompts", str(prompts), "--threshold", "0.5", "--resamples", "50",
-            "--device", "cpu"]
+    args = ["zeroshot", str(grounded_checkpoint), "--ct-dir", str(scans.ct_dir), "--masks-dir", str(scans.masks_dir),
+            "-o", str(out), "--labels", str(scans.labels), "--prompts", str(prompts), "--threshold", "0.5",
+            "--resamples", "50", "--device", "cpu"]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
+    assert "organ recognition" in done.output and "macro" in done.output
     metrics = read_metrics(out / "metrics.json")
     assert metrics["abnormality"]["threshold"] == {"method": "given", "value": 0.5}
     assert read_manifest(out, "zeroshot")["prompts"]["organ"] == ["CT of the {organ}."]
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--overwrite" in again.output
-    assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
+    validation = runner.invoke(app, [*args[:-6], "--val-fraction", "0.34", "--resamples", "50", "--device", "cpu",
+                                     "--overwrite"])
+    assert validation.exit_code == 0, validation.output
+    threshold = read_metrics(out / "metrics.json")["abnormality"]["threshold"]
+    assert threshold["method"] == "validation_best_f1" and len(threshold["validation_scans"]) == 1
     both = runner.invoke(app, ["zeroshot", str(grounded_checkpoint), "--cache", str(tiny_cache_dir), "--ct-dir",
                                str(tmp_path), "-o", str(tmp_path / "x")])
     assert both.exit_code == 2 and "not both" in both.output

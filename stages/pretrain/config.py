@@ -59,7 +59,12 @@ class TrainConfig:
 
 @dataclass
 class PretrainConfig:
-    """Everything one ``ctglip pretrain`` run needs; ``model`` is a preset's model dict."""
+    """Everything one ``ctglip pretrain`` run needs; ``model`` is a preset's model dict.
+
+    ``threads``: torch CPU threads for this run (None = torch's default, one per core). On a
+    machine shared with other busy processes, fewer threads than cores avoid OpenMP threads
+    spinning against each other, which can slow CPU training several-fold.
+    """
 
     cache_dir: Path
     out_dir: Path
@@ -67,11 +72,14 @@ class PretrainConfig:
     model: dict[str, Any] = field(default_factory=lambda: load_preset("tiny", "cnn")["model"])
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"
+    threads: int | None = None
     resume: bool = False
     stop_after_steps: int | None = None
 
     def __post_init__(self) -> None:
         self.cache_dir, self.out_dir = Path(self.cache_dir), Path(self.out_dir)
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.stop_after_steps is not None and self.stop_after_steps <= 0:
@@ -79,18 +87,20 @@ class PretrainConfig:
 
 
 def make_config(cache_dir: Path, out_dir: Path, *, mode: str = "grounded", preset: str = "tiny",
-                encoder: str | None = None, device: str = "auto", resume: bool = False,
-                stop_after_steps: int | None = None, **train_overrides: Any) -> PretrainConfig:
+                encoder: str | None = None, device: str = "auto", threads: int | None = None,
+                resume: bool = False, stop_after_steps: int | None = None,
+                **train_overrides: Any) -> PretrainConfig:
     """Config from a preset (``tiny``/``base`` or a JSON file) plus training overrides (None = keep)."""
     loaded = load_preset(preset, encoder or "cnn")
     file_encoder = loaded["model"].get("encoder")
     if encoder is not None and file_encoder != encoder:
-        raise ValueError(f"{loaded['source']}: describes a {file_encoder!r} model, but encoder {encoder!r} was asked for")
+        raise ValueError(f"{loaded['source']}: describes a {file_encoder!r} model, "
+                         f"but encoder {encoder!r} was asked for")
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted((set(loaded["train"]) | set(train_overrides)) - known)
     if unknown:
         raise ValueError(f"unknown training settings {unknown} (known: {', '.join(sorted(known))})")
     settings = {**loaded["train"], **{key: value for key, value in train_overrides.items() if value is not None}}
     return PretrainConfig(cache_dir=cache_dir, out_dir=out_dir, mode=mode, model=loaded["model"],
-                          train=TrainConfig(**settings), device=device, resume=resume,
+                          train=TrainConfig(**settings), device=device, threads=threads, resume=resume,
                           stop_after_steps=stop_after_steps)

@@ -134,7 +134,11 @@ class CandidateTable:
 
 
 class CacheDataset(Dataset):
-    """Cache rows as tensors; indexed by ``(row position, epoch)`` from :class:`GlobalBatchSampler`."""
+    """Cache rows as tensors; indexed by ``(row position, epoch)`` from :class:`GlobalBatchSampler`.
+
+    With ``candidates`` (grounded mode) items carry the organ mask and dictionary targets;
+    without (global mode) only the image and text.
+    """
 
     def __init__(self, cache: Any, rows: list[int], candidates: CandidateTable | None, seed: int, augment: bool):
         self.cache, self.rows, self.candidates = cache, rows, candidates
@@ -154,11 +158,11 @@ class CacheDataset(Dataset):
             image = np.clip(image * (1.0 + AUGMENT_SCALE * scale) + AUGMENT_SHIFT * shift, 0.0, 1.0)
         item = {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
-            "mask": torch.from_numpy(np.ascontiguousarray(sample["mask"], dtype=np.bool_))[None],
             "text_id": torch.tensor(int(sample["text_id"]), dtype=torch.long),
-            "organ_index": torch.tensor(int(sample["organ_index"]), dtype=torch.long),
         }
         if self.candidates is not None:
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(sample["mask"], dtype=np.bool_))[None]
+            item["organ_index"] = torch.tensor(int(sample["organ_index"]), dtype=torch.long)
             item["dictionary_targets"] = torch.from_numpy(self.candidates.dictionary_targets(sample))
         return item
 

@@ -16,7 +16,7 @@ from stages.pretrain.model import CNNEncoder, CTGlipModel, ViTEncoder
 
 PRESET_DIR = Path(__file__).with_name("configs")
 ENCODERS = ("cnn", "vit")
-_COMMON_KEYS = {"encoder", "input_size", "input_pool", "embed_dim", "image_hidden", "text_hidden",
+_COMMON_KEYS = {"encoder", "input_size", "working_size", "embed_dim", "image_hidden", "text_hidden",
                 "init_temperature", "temperature_range"}
 _ENCODER_KEYS = {
     "cnn": {"filters", "strides", "feature_dim"},
@@ -61,22 +61,24 @@ def check_model_config(model_cfg: dict[str, Any]) -> None:
         raise ValueError(f"model config for {encoder}: missing keys {missing}, unknown keys {unknown}")
     if len(model_cfg["input_size"]) != 3:
         raise ValueError(f"model config: input_size must have 3 entries, got {model_cfg['input_size']}")
-    pool = int(model_cfg["input_pool"])
-    if pool < 1 or any(size % pool for size in model_cfg["input_size"]):
-        raise ValueError(f"model config: input_pool {pool} must divide input_size {model_cfg['input_size']}")
+    working = model_cfg["working_size"]
+    if working is not None and not 8 <= int(working) <= min(model_cfg["input_size"]):
+        raise ValueError(f"model config: working_size {working} must be null or between 8 and the input size "
+                         f"{model_cfg['input_size']}")
 
 
 def build_model(model_cfg: dict[str, Any], text_dim: int) -> CTGlipModel:
     """A freshly initialised :class:`CTGlipModel` (seed torch first for reproducible weights)."""
     check_model_config(model_cfg)
-    pooled_size = [int(size) // int(model_cfg["input_pool"]) for size in model_cfg["input_size"]]
+    working = model_cfg["working_size"]
+    encoder_size = [int(working)] * 3 if working else [int(size) for size in model_cfg["input_size"]]
     if model_cfg["encoder"] == "cnn":
         encoder: torch.nn.Module = CNNEncoder(model_cfg["filters"], model_cfg["strides"], model_cfg["feature_dim"])
     else:
-        encoder = ViTEncoder(pooled_size, model_cfg["patch_size"], model_cfg["hidden_size"],
+        encoder = ViTEncoder(encoder_size, model_cfg["patch_size"], model_cfg["hidden_size"],
                              model_cfg["num_layers"], model_cfg["num_heads"])
     return CTGlipModel(encoder, text_dim=text_dim, embed_dim=model_cfg["embed_dim"],
-                       input_pool=int(model_cfg["input_pool"]), image_hidden=model_cfg["image_hidden"],
+                       working_size=int(working) if working else None, image_hidden=model_cfg["image_hidden"],
                        text_hidden=model_cfg["text_hidden"], init_temperature=model_cfg["init_temperature"],
                        temperature_range=model_cfg["temperature_range"])
 

@@ -103,13 +103,14 @@ def plot_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
         if points and any(value for _, value in points):
             loss_axes.plot(*zip(*points), label=key, linewidth=2 if key == "loss" else 1)
     loss_axes.set(xlabel="step", ylabel="loss", title="training loss")
-    loss_axes.legend()
     for key in ("recall_at_1", "recall_at_5", "chance_at_1"):
         points = [(row["epoch"], row[key]) for row in val if row.get(key) is not None]
         if points:
             recall_axes.plot(*zip(*points), marker="o", label=key, linestyle="--" if key == "chance_at_1" else "-")
     recall_axes.set(xlabel="epoch", ylabel="recall", ylim=(0, 1), title="validation organ -> text retrieval")
-    recall_axes.legend()
+    for axes in (loss_axes, recall_axes):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend()
     figure.tight_layout()
     target = run_dir / PLOT_NAME
     with atomic_path(target) as temp:

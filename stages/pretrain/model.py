@@ -80,9 +80,14 @@ def masked_average(features: torch.Tensor, mask: torch.Tensor | None) -> torch.T
 
 
 class CTGlipModel(nn.Module):
-    """Grounded image and text embeddings in one space, plus the learnable temperature."""
+    """Grounded image and text embeddings in one space, plus the learnable temperature.
 
-    def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, input_pool: int = 1,
+    ``working_size``: the image is average-pooled to this edge before the encoder (a cheap
+    stem for CPUs). Organ crops and whole volumes then cost the same per sample, which
+    keeps the grounded-vs-global comparison at the same budget; None keeps full resolution.
+    """
+
+    def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, working_size: int | None = None,
                  image_hidden: int = 0, text_hidden: int = 0, init_temperature: float = 0.07,
                  temperature_range: Sequence[float] = (0.01, 0.5)):
         super().__init__()
@@ -90,7 +95,7 @@ class CTGlipModel(nn.Module):
         if not 0 < low <= init_temperature <= high:
             raise ValueError(f"temperature {init_temperature} must lie in the clamp range {tuple(temperature_range)}")
         self.encoder = encoder
-        self.input_pool = input_pool
+        self.working_size = (working_size,) * 3 if working_size else None
         self.image_projection = projection(encoder.out_channels, embed_dim, image_hidden)
         self.text_projection = projection(text_dim, embed_dim, text_hidden)
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
@@ -104,8 +109,9 @@ class CTGlipModel(nn.Module):
 
     def encode_image(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """[B, 1, D, H, W] image (and organ mask; None = whole volume) -> [B, P], L2-normalised."""
-        pooled_input = F.avg_pool3d(image, self.input_pool) if self.input_pool > 1 else image
-        features = self.encoder(pooled_input)
+        if self.working_size is not None and tuple(image.shape[2:]) != self.working_size:
+            image = F.adaptive_avg_pool3d(image, self.working_size)
+        features = self.encoder(image)
         pooled = masked_average(features.float(), mask)
         return F.normalize(self.image_projection(pooled), dim=-1)
 

@@ -109,10 +109,14 @@ def run(config: PretrainConfig, progress: ProgressReporter | None = None) -> Pre
     device = resolve_device(config.device, info)
     owns_group = info.is_distributed and not dist.is_initialized()
     init_process_group(info, device)
+    torch_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     try:
         session = prepare(config, info, device)
         return fit(session, progress if (progress is not None and info.is_main) else SilentProgress())
     finally:
+        torch.set_num_threads(torch_threads)
         if owns_group:
             destroy_process_group()
 
@@ -128,21 +132,9 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
                         train_cfg.val_fraction, train_cfg.seed, train_cfg.include_incomplete)
     if not plan.train_rows:
         raise ValueError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
-    preprocess = cache.preprocess
-    input_size = preprocess.crop_size if grounded else preprocess.volume_size
-    model_cfg = {**config.model, "input_size": [int(size) for size in input_size]}
-    run_config = {
-        "mode": config.mode, "model": model_cfg, "train": train_cfg.to_dict(),
-        "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
-                  "preprocess": preprocess.to_dict()},
-        "text_encoder": {**dict(cache.text_encoder), "dim": int(texts.shape[1])},
-        "organ_vocab": list(cache.organ_vocab),
-        "abnormality_dictionary": {organ: {phrase: int(count) for phrase, count in phrases.items()}
-                                   for organ, phrases in cache.abnormality_dictionary.items()},
-        "ctglip_version": __version__,
-    }
+    run_config = describe_run(config, cache, cache_manifest, int(texts.shape[1]))
     torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg, text_dim=int(texts.shape[1])).to(device)
+    model = build_model(run_config["model"], text_dim=int(texts.shape[1])).to(device)
     if config.train.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
     candidates = CandidateTable.from_cache(cache) if grounded else None
@@ -153,7 +145,7 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     loader = DataLoader(train_set, batch_size=sampler.local_batch, sampler=sampler,
                         num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=train_cfg.num_workers > 0)
-    steps_per_epoch = budget_steps_per_epoch(config, cache, sampler)
+    steps_per_epoch = budget_steps_per_epoch(config, sampler)
     total_steps = train_cfg.epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(parameter_groups(model, train_cfg.weight_decay), lr=train_cfg.lr)
     warmup = int(round(train_cfg.warmup_fraction * total_steps))
@@ -177,7 +169,25 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     return session
 
 
-def budget_steps_per_epoch(config: PretrainConfig, cache: Any, sampler: GlobalBatchSampler) -> int:
+def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, Any], text_dim: int) -> dict[str, Any]:
+    """The checkpoint's ``config``: everything needed to rebuild the model and its inputs."""
+    preprocess = cache.preprocess
+    input_size = preprocess.crop_size if config.mode == "grounded" else preprocess.volume_size
+    return {
+        "mode": config.mode,
+        "model": {**config.model, "input_size": [int(size) for size in input_size]},
+        "train": config.train.to_dict(),
+        "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
+                  "preprocess": preprocess.to_dict()},
+        "text_encoder": {**dict(cache.text_encoder), "dim": text_dim},
+        "organ_vocab": list(cache.organ_vocab),
+        "abnormality_dictionary": {organ: {phrase: int(count) for phrase, count in phrases.items()}
+                                   for organ, phrases in cache.abnormality_dictionary.items()},
+        "ctglip_version": __version__,
+    }
+
+
+def budget_steps_per_epoch(config: PretrainConfig, sampler: GlobalBatchSampler) -> int:
     """Optimizer steps per epoch of the training budget.
 
     Grounded mode: one pass over the organ samples. Global mode gets the *same* budget

@@ -139,7 +139,10 @@ def abnormality_metrics(predictions: pd.DataFrame, labels: pd.DataFrame,
 
 
 def organ_recognition_metrics(predictions: pd.DataFrame, config: EvaluationConfig) -> dict:
-    """Top-1/top-5 accuracy overall (with bootstrap intervals) and per organ."""
+    """Top-1/top-5 accuracy overall (with bootstrap intervals), on complete organs only, and per organ.
+
+    Organs cut by the scan border are scored too; ``complete_only`` shows how much they weigh.
+    """
     rows = predictions[predictions["task"] == "organ_recognition"]
     ranks = rows["rank"].to_numpy(dtype=np.float64)
     scans = sorted(rows["scan_id"].unique())
@@ -153,8 +156,11 @@ def organ_recognition_metrics(predictions: pd.DataFrame, config: EvaluationConfi
         estimate = Estimate.from_replicates(topk_accuracy(ranks, k), replicates).to_dict()
         section[f"top{k}"] = estimate["value"]
         section[f"top{k}_ci"] = [estimate["ci_low"], estimate["ci_high"]]
+    complete = rows[rows["complete"].astype(bool)]
     section.update(
-        n=int(len(rows)), n_scans=len(scans), n_incomplete=int((~rows["complete"].astype(bool)).sum()),
+        n=int(len(rows)), n_scans=len(scans), n_incomplete=int(len(rows) - len(complete)),
+        complete_only={"top1": topk_accuracy(complete["rank"].to_numpy(), 1),
+                       "top5": topk_accuracy(complete["rank"].to_numpy(), 5), "n": int(len(complete))},
         per_organ={organ: {"top1": topk_accuracy(group["rank"].to_numpy(), 1),
                            "top5": topk_accuracy(group["rank"].to_numpy(), 5), "n": int(len(group))}
                    for organ, group in rows.groupby("organ", sort=True)},

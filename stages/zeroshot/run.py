@@ -20,6 +20,7 @@ from stages.common.manifest import MANIFEST_NAME, ItemStatus, StageResult, packa
 from stages.common.nifti import InputError
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.common.text_encoder import DEFAULT_ENCODER_ID, TextEncoder
+from stages.pretrain.factory import load_checkpoint
 from stages.zeroshot import io
 from stages.zeroshot.evaluate import EvaluationConfig, abnormality_metrics, organ_recognition_metrics
 from stages.zeroshot.plots import plot_confusion_organs, plot_roc_abnormalities
@@ -153,8 +154,8 @@ def _embedding_rows(samples: ScanSamples) -> list[dict]:
             for organ, complete, volume in zip(samples.organs, samples.complete, samples.volume_ml)]
 
 
-def _write_metrics(config: ZeroshotConfig, predictions: pd.DataFrame, vocabulary: list[str],
-                   header: dict) -> tuple[dict, list[str]]:
+def _write_metrics(config: ZeroshotConfig, predictions: pd.DataFrame, labels: pd.DataFrame | None,
+                   vocabulary: list[str], header: dict) -> tuple[dict, list[str]]:
     """metrics.json plus the PNGs; returns the metrics and the files written."""
     output_dir, written = Path(config.output_dir), []
     metrics = dict(header)
@@ -164,8 +165,8 @@ def _write_metrics(config: ZeroshotConfig, predictions: pd.DataFrame, vocabulary
         metrics["organ_recognition"] = organ_recognition_metrics(predictions, evaluation)
         plot_confusion_organs(recognition, vocabulary, output_dir / CONFUSION_PLOT)
         written.append(CONFUSION_PLOT)
-    if config.labels is not None:
-        section, evaluated = abnormality_metrics(predictions, io.read_labels(config.labels), evaluation)
+    if labels is not None:
+        section, evaluated = abnormality_metrics(predictions, labels, evaluation)
         metrics["abnormality"] = section
         if len(evaluated):
             plot_roc_abnormalities(evaluated, section["per_abnormality"], output_dir / ROC_PLOT)
@@ -183,12 +184,9 @@ def headline(metrics: dict) -> dict[str, float | None]:
 
 def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> StageResult:
     """Score every scan; a bad scan is recorded and skipped, setup errors raise before any scan."""
-    from stages.pretrain.factory import load_checkpoint
-
     progress = progress or SilentProgress()
     output_dir = Path(config.output_dir)
-    if config.labels is not None:
-        io.read_labels(config.labels)  # a bad labels file stops the run before any scan is scored
+    labels = io.read_labels(config.labels) if config.labels is not None else None  # bad file: stop before scoring
     templates = load_templates(config.prompts)
     device = resolve_device(config.device)
     model, checkpoint_config = load_checkpoint(Path(config.checkpoint), device=str(device))
@@ -240,9 +238,10 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         matrix = np.concatenate(embedding_chunks) if embedding_chunks else np.zeros((0, dim), np.float32)
         io.write_embeddings(output_dir, matrix, pd.DataFrame(embedding_index, columns=io.EMBEDDING_INDEX_COLUMNS[1:]))
         outputs += [io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE]
+    failed = sum(item.status == "failed" for item in items)
     header = {"mode": mode, "checkpoint": str(config.checkpoint), "prompts_version": templates.version,
-              "n_scans": sum(i.status == "ok" for i in items), "n_scans_failed": sum(i.status == "failed" for i in items)}
-    metrics, metric_files = _write_metrics(config, predictions, vocabulary, header)
+              "n_scans": len(items) - failed, "n_scans_failed": failed}
+    metrics, metric_files = _write_metrics(config, predictions, labels, vocabulary, header)
     outputs += metric_files
     write_manifest(output_dir, "zeroshot", config, items,
                    package_versions("torch", "monai", "nibabel", "sentence-transformers"),

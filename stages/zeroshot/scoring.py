@@ -38,11 +38,13 @@ def logit_scale_of(model: torch.nn.Module) -> float:
 @torch.no_grad()
 def ensemble_embeddings(model: torch.nn.Module, encoder: TextEncoder, ensembles: list[list[str]],
                         device: torch.device) -> torch.Tensor:
-    """One L2-normalised vector per ensemble: mean of its prompts' projected embeddings."""
+    """One L2-normalised vector per ensemble: mean of its prompts' projected embeddings.
+
+    Every distinct prompt is encoded once, in one call, however many ensembles share it.
+    """
     unique = sorted({text for ensemble in ensembles for text in ensemble})
     row = {text: i for i, text in enumerate(unique)}
-    text_vectors = torch.from_numpy(encoder.encode(unique)).to(device)
-    projected = model.encode_text(text_vectors)
+    projected = model.encode_text(torch.from_numpy(encoder.encode(unique)).to(device))
     means = torch.stack([projected[[row[text] for text in ensemble]].mean(dim=0) for ensemble in ensembles])
     return F.normalize(means, dim=-1)
 
@@ -51,12 +53,18 @@ def build_prompt_bank(model: torch.nn.Module, encoder: TextEncoder, templates: P
                       vocabulary: list[str], label_space: dict[str, list[str]],
                       device: torch.device) -> PromptBank:
     """Embed every organ and abnormality ensemble once, before any scan is read."""
-    organ_matrix = ensemble_embeddings(model, encoder, [organ_prompts(templates, o) for o in vocabulary], device)
-    positive, negative = {}, {}
+    pairs = [(organ, abnormality_prompts(templates, organ, phrase))
+             for organ, phrases in label_space.items() for phrase in phrases]
+    ensembles = ([organ_prompts(templates, organ) for organ in vocabulary]
+                 + [positive for _, (positive, _) in pairs] + [negative for _, (_, negative) in pairs])
+    matrix = ensemble_embeddings(model, encoder, ensembles, device)
+    organ_matrix, abnormality_rows = matrix[:len(vocabulary)], matrix[len(vocabulary):]
+    positive_rows, negative_rows = abnormality_rows[:len(pairs)], abnormality_rows[len(pairs):]
+    positive, negative, start = {}, {}, 0
     for organ, phrases in label_space.items():
-        pairs = [abnormality_prompts(templates, organ, phrase) for phrase in phrases]
-        positive[organ] = ensemble_embeddings(model, encoder, [p for p, _ in pairs], device)
-        negative[organ] = ensemble_embeddings(model, encoder, [n for _, n in pairs], device)
+        positive[organ] = positive_rows[start:start + len(phrases)]
+        negative[organ] = negative_rows[start:start + len(phrases)]
+        start += len(phrases)
     return PromptBank(list(vocabulary), organ_matrix, label_space, positive, negative)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
+from stages.cache import PreprocessConfig, load_cache, organ_samples, preprocess_scan, volume_sample
 from stages.common.ids import InvalidScanId, find_nifti_files, scan_id_from_path
 from stages.common.nifti import InputError
 from stages.segment.io import read_masks_dir
@@ -69,7 +69,7 @@ def _missing_mask(scan_id: str, masks_dir: Path, reason: str) -> ScanLoader:
     return load
 
 
-def _invalid_id(ct_path: Path, error: InvalidScanId) -> ScanLoader:
+def _invalid_id(error: InvalidScanId) -> ScanLoader:
     def load() -> ScanSamples:
         raise error
     return load
@@ -84,7 +84,7 @@ def nifti_sources(ct_dir: Path, masks_dir: Path, preprocess: PreprocessConfig, o
         try:
             scan_id = scan_id_from_path(ct_path)
         except InvalidScanId as error:
-            sources.append((ct_path.name, _invalid_id(ct_path, error)))
+            sources.append((ct_path.name, _invalid_id(error)))
             continue
         if scan_id not in masks:
             sources.append((scan_id, _missing_mask(scan_id, Path(masks_dir), "not segmented, or segmentation failed")))
@@ -106,8 +106,6 @@ def check_cache_preprocess(cache_preprocess: PreprocessConfig, checkpoint_prepro
 def cache_sources(cache_dir: Path, preprocess: PreprocessConfig, organs: set[str],
                   global_mode: bool) -> list[tuple[str, ScanLoader]]:
     """One loader per scan of a ``ctglip cache`` folder (organ samples, or volume samples in global mode)."""
-    from stages.cache import load_cache
-
     organ_cache = load_cache(Path(cache_dir), kind="organ")
     check_cache_preprocess(organ_cache.preprocess, preprocess, Path(cache_dir))
     volume_rows: dict[str, int] = {}
@@ -133,7 +131,9 @@ def cache_sources(cache_dir: Path, preprocess: PreprocessConfig, organs: set[str
         else:
             images = np.stack([s["image"] for s in samples])
             masks = np.stack([s["mask"] for s in samples])
+        volumes = [float(organ_cache.index.at[row, "volume_ml"]) if "volume_ml" in organ_cache.index else float("nan")
+                   for row in rows.values()]
         return ScanSamples(scan_id, [s["organ"] for s in samples], [bool(s["complete"]) for s in samples],
-                           [float(s.get("volume_ml", float("nan"))) for s in samples], images, masks)
+                           volumes, images, masks)
 
     return [(scan_id, lambda s=scan_id: load(s)) for scan_id in sorted(rows_by_scan)]
