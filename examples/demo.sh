@@ -10,8 +10,8 @@ SIZE=${DEMO_SIZE:-small}
 ENCODER=${ENCODER:-cnn}
 OUT=${DEMO_DIR:-demo}
 case "$SIZE" in
-  small) TRAIN=100; TEST=50; EPOCHS=6 ;;
-  full)  TRAIN=200; TEST=100; EPOCHS=12 ;;
+  small) TRAIN=60; TEST=40; EPOCHS=3 ;;
+  full)  TRAIN=200; TEST=100; EPOCHS=4 ;;
   *) echo "DEMO_SIZE must be small or full, got $SIZE" >&2; exit 2 ;;
 esac
 WORKERS=${WORKERS:-2}
