@@ -227,3 +227,24 @@ def test_every_cli_option_maps_to_a_config_field():
     options = set(inspect.signature(zeroshot_cli.command).parameters)
     mapped = {zeroshot_cli.OPTION_FIELDS.get(option, option) for option in options}
     assert mapped == fields
+
+
+def test_real_ct_with_totalsegmentator_mask(shared_example_dir, grounded_checkpoint, tmp_path):
+    """The real example CT and its TotalSegmentator segmentation go through like synth data."""
+    ct_dir, source = tmp_path / "ct", tmp_path / "source"
+    ct_dir.mkdir()
+    source.mkdir()
+    shutil.copy(shared_example_dir / "example_ct_sm.nii.gz", ct_dir / "case1.nii.gz")
+    shutil.copy(shared_example_dir / "example_seg.nii.gz", source / "case1.nii.gz")
+    segment(SegmentConfig(ct_dir=ct_dir, out_dir=tmp_path / "masks", engine="import", import_from=source, device="cpu"))
+    result = run(ZeroshotConfig(checkpoint=grounded_checkpoint, output_dir=tmp_path / "out", ct_dir=ct_dir,
+                                masks_dir=tmp_path / "masks", save_embeddings=True, **FAST))
+    assert result.exit_code == 0, result.failed
+    predictions = read_predictions(tmp_path / "out" / "predictions.csv")
+    _, checkpoint_config = load_checkpoint(grounded_checkpoint)
+    present = set(np.unique(np.asarray(nib.load(str(shared_example_dir / "example_seg.nii.gz")).dataobj)))
+    scored = set(predictions[predictions.task == "organ_recognition"].organ)
+    assert scored and scored <= set(checkpoint_config["organ_vocab"])
+    assert len(present) > len(scored)  # organs outside the vocabulary and label space are not cropped
+    embeddings, index = read_embeddings(tmp_path / "out")
+    assert set(index.organ) == set(predictions.organ) and np.isfinite(embeddings).all()

@@ -178,7 +178,7 @@ def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, A
         "model": {**config.model, "input_size": [int(size) for size in input_size]},
         "train": config.train.to_dict(),
         "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
-                  "preprocess": preprocess.to_dict()},
+                  "content_hash": cache_manifest.get("content_hash", ""), "preprocess": preprocess.to_dict()},
         "text_encoder": {**dict(cache.text_encoder), "dim": text_dim},
         "organ_vocab": list(cache.organ_vocab),
         "abnormality_dictionary": {organ: {phrase: int(count) for phrase, count in phrases.items()}
@@ -227,7 +227,8 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Settings that would make a resumed run differ from the one in the checkpoint."""
     differences = [key for key in ("mode", "model") if stored.get(key) != current.get(key)]
-    if stored.get("cache", {}).get("config_hash") != current["cache"]["config_hash"]:
+    # content_hash ignores where the cache lives and how many workers built it
+    if stored.get("cache", {}).get("content_hash") != current["cache"]["content_hash"]:
         differences.append("cache (different preprocessing or contents)")
     stored_train, current_train = stored.get("train", {}), current["train"]
     differences += [f"train.{key}" for key in sorted(set(stored_train) | set(current_train))
