@@ -25,7 +25,7 @@ WORLD_SIZE = 2
 GLOBAL_BATCH = 8
 TEXT_DIM = 12
 TOLERANCE = 1e-5
-COMMON = {"input_size": [16, 16, 16], "working_size": None, "embed_dim": 16, "image_hidden": 0, "text_hidden": 24,
+COMMON = {"input_size": [16, 16, 16], "working_size": None, "position_features": True, "embed_dim": 16, "image_hidden": 0, "text_hidden": 24,
           "init_temperature": 0.07, "temperature_range": [0.01, 0.5]}
 VARIANTS = {
     "cnn": ({**COMMON, "encoder": "cnn", "filters": [4, 8, 8], "strides": [2, 2, 2], "feature_dim": 8},
@@ -52,7 +52,8 @@ def global_batch() -> tuple[dict[str, torch.Tensor], torch.Tensor, CandidateTabl
     targets = torch.tensor([[1, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 1], [1, 0, 0], [1, 0, 0], [1, 0, 0],
                             [0, 0, 0]], dtype=torch.float32)  # sample 7 is uncertain: no abnormality target
     texts = F.normalize(torch.randn(11, TEXT_DIM, generator=generator), dim=1)
-    batch = {"image": image, "mask": mask, "text_id": text_id, "organ_index": organ_index,
+    position = torch.rand(GLOBAL_BATCH, 3, generator=generator) - 0.5
+    batch = {"image": image, "mask": mask, "position": position, "text_id": text_id, "organ_index": organ_index,
              "dictionary_targets": targets}
     return batch, texts, candidates
 

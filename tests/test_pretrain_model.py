@@ -42,16 +42,41 @@ def test_embeddings_are_unit_length_and_depend_on_the_mask(encoder):
     left[:, :, :12] = True
     right = torch.zeros_like(left)
     right[:, :, 20:] = True
+    position = torch.zeros(2, 3)
     with torch.no_grad():
-        organ_left, organ_right = model.encode_image(image, left), model.encode_image(image, right)
+        organ_left = model.encode_image(image, left, position)
+        organ_right = model.encode_image(image, right, position)
         texts = model.encode_text(torch.randn(3, 10))
     assert organ_left.shape == (2, load_preset("tiny", encoder)["model"]["embed_dim"])
     assert torch.allclose(organ_left.norm(dim=1), torch.ones(2), atol=1e-5)
     assert torch.allclose(texts.norm(dim=1), torch.ones(3), atol=1e-5)
     assert (organ_left - organ_right).abs().max() > 1e-3
     with torch.no_grad():
-        whole = model.encode_image(torch.rand(1, 1, 48, 48, 48), None)
+        whole = model.encode_image(torch.rand(1, 1, 48, 48, 48), None, torch.zeros(1, 3))
     assert whole.shape == (1, organ_left.shape[1])
+
+
+def test_position_tells_mirror_image_crops_apart():
+    """A left and a right kidney crop can look the same; their centres in the scan differ."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(), text_dim=10).eval()
+    image, mask = torch.rand(1, 1, 32, 32, 32).expand(2, -1, -1, -1, -1), torch.ones(2, 1, 32, 32, 32, dtype=torch.bool)
+    position = torch.tensor([[-0.2, 0.0, 0.1], [0.2, 0.0, 0.1]])
+    with torch.no_grad():
+        left, right = model.encode_image(image, mask, position)
+    assert (left - right).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="positions"):
+        model.encode_image(image, mask)
+
+
+def test_config_without_position_key_builds_a_position_free_model():
+    """Checkpoints written before ``position_features`` existed still load."""
+    config = tiny_config()
+    del config["position_features"]
+    model = build_model(config, text_dim=10).eval()
+    assert not model.uses_position
+    with torch.no_grad():
+        assert model.encode_image(torch.rand(1, 1, 32, 32, 32), None).shape[0] == 1
 
 
 def test_temperature_starts_at_0_07_and_is_clamped():

@@ -74,7 +74,8 @@ def _independent_abnormality_score(checkpoint: Path, ct: Path, mask: Path, organ
     positive, negative = abnormality_prompts(load_templates(), organ, phrase)
     with torch.no_grad():
         image = model.encode_image(torch.from_numpy(sample.image)[None, None],
-                                   torch.from_numpy(sample.mask)[None, None])[0]
+                                   torch.from_numpy(sample.mask)[None, None],
+                                   torch.tensor([sample.position], dtype=torch.float32))[0]
         sides = []
         for prompts in (positive, negative):
             vectors = model.encode_text(torch.from_numpy(encoder.encode(prompts)))

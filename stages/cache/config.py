@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.cache.preprocess import WINDOW_PRESETS, PreprocessConfig
-from stages.common.text_encoder import DEFAULT_ENCODER_ID
+from stages.common.text_encoder import DEFAULT_ENCODER_ID, LONG_TEXT_POLICY
 
 DEFAULT_NORMAL_TEMPLATE = "{Organ} shows no significant abnormality."
 ABNORMALITY_TEMPLATE = "{Organ} with {phrase}."
@@ -44,6 +44,7 @@ class CacheConfig:
             "format_version": CACHE_FORMAT_VERSION,
             "preprocess": self.preprocess.to_dict(),
             "text_encoder": self.text_encoder,
+            "long_texts": LONG_TEXT_POLICY,
             "normal_template": self.normal_template,
             "image_dtype": self.image_dtype,
             "include_volume": self.include_volume,

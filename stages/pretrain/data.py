@@ -162,6 +162,7 @@ class CacheDataset(Dataset):
         }
         if self.candidates is not None:
             item["mask"] = torch.from_numpy(np.ascontiguousarray(sample["mask"], dtype=np.bool_))[None]
+            item["position"] = torch.from_numpy(np.asarray(sample["position"], dtype=np.float32))
             item["organ_index"] = torch.tensor(int(sample["organ_index"]), dtype=torch.long)
             item["dictionary_targets"] = torch.from_numpy(self.candidates.dictionary_targets(sample))
         return item

@@ -38,8 +38,9 @@ def validate(model: CTGlipModel, dataset: CacheDataset, text_embeddings: torch.T
         items = [dataset.plain_item(position) for position in range(start, min(start + batch_size, len(dataset)))]
         image = torch.stack([item["image"] for item in items]).to(device)
         mask = torch.stack([item["mask"] for item in items]).to(device) if grounded else None
+        position = torch.stack([item["position"] for item in items]).to(device) if grounded else None
         with autocast():
-            image_features.append(model.encode_image(image, mask).float())
+            image_features.append(model.encode_image(image, mask, position).float())
         text_ids.extend(int(item["text_id"]) for item in items)
     unique_ids = sorted(set(text_ids))
     position = {text_id: i for i, text_id in enumerate(unique_ids)}

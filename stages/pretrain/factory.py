@@ -18,6 +18,7 @@ PRESET_DIR = Path(__file__).with_name("configs")
 ENCODERS = ("cnn", "vit")
 _COMMON_KEYS = {"encoder", "input_size", "working_size", "embed_dim", "image_hidden", "text_hidden",
                 "init_temperature", "temperature_range"}
+_OPTIONAL_KEYS = {"position_features": False}  # absent in older checkpoints
 _ENCODER_KEYS = {
     "cnn": {"filters", "strides", "feature_dim"},
     "vit": {"patch_size", "hidden_size", "num_layers", "num_heads"},
@@ -56,7 +57,7 @@ def check_model_config(model_cfg: dict[str, Any]) -> None:
     if encoder not in ENCODERS:
         raise ValueError(f"model config: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
     expected = _COMMON_KEYS | _ENCODER_KEYS[encoder]
-    missing, unknown = sorted(expected - set(model_cfg)), sorted(set(model_cfg) - expected)
+    missing, unknown = sorted(expected - set(model_cfg)), sorted(set(model_cfg) - expected - set(_OPTIONAL_KEYS))
     if missing or unknown:
         raise ValueError(f"model config for {encoder}: missing keys {missing}, unknown keys {unknown}")
     if len(model_cfg["input_size"]) != 3:
@@ -80,7 +81,8 @@ def build_model(model_cfg: dict[str, Any], text_dim: int) -> CTGlipModel:
     return CTGlipModel(encoder, text_dim=text_dim, embed_dim=model_cfg["embed_dim"],
                        working_size=int(working) if working else None, image_hidden=model_cfg["image_hidden"],
                        text_hidden=model_cfg["text_hidden"], init_temperature=model_cfg["init_temperature"],
-                       temperature_range=model_cfg["temperature_range"])
+                       temperature_range=model_cfg["temperature_range"],
+                       position_features=bool(model_cfg.get("position_features", _OPTIONAL_KEYS["position_features"])))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[CTGlipModel, dict[str, Any]]:

@@ -5,6 +5,11 @@ whose highest-resolution decoder output is the feature map) and a ViT (MONAI ``V
 its patch tokens laid back onto the patch grid). An organ embedding is the feature map
 averaged inside the organ mask brought to the feature resolution; the text side projects
 the cache's frozen text embeddings. Both are L2-normalised; the temperature is learnable.
+
+Organ crops lose where they sat in the body (a left and a right kidney crop look alike,
+while a whole-volume feature map knows). With ``position_features`` the crop's centre in
+the scan (the cache's ``position``, -0.5..0.5 per RAS axis) is encoded by a small MLP and
+added to the pooled features, giving back the context that cropping took away.
 """
 from __future__ import annotations
 
@@ -89,7 +94,7 @@ class CTGlipModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, working_size: int | None = None,
                  image_hidden: int = 0, text_hidden: int = 0, init_temperature: float = 0.07,
-                 temperature_range: Sequence[float] = (0.01, 0.5)):
+                 temperature_range: Sequence[float] = (0.01, 0.5), position_features: bool = False):
         super().__init__()
         low, high = temperature_range
         if not 0 < low <= init_temperature <= high:
@@ -98,6 +103,8 @@ class CTGlipModel(nn.Module):
         self.working_size = (working_size,) * 3 if working_size else None
         self.image_projection = projection(encoder.out_channels, embed_dim, image_hidden)
         self.text_projection = projection(text_dim, embed_dim, text_hidden)
+        self.position_encoder = (projection(3, encoder.out_channels, encoder.out_channels)
+                                 if position_features else None)
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.logit_scale_range = (1.0 / high, 1.0 / low)
 
@@ -107,19 +114,29 @@ class CTGlipModel(nn.Module):
         low, high = self.logit_scale_range
         return self.log_logit_scale.exp().clamp(min=low, max=high)
 
-    def encode_image(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, 1, D, H, W] image (and organ mask; None = whole volume) -> [B, P], L2-normalised."""
+    @property
+    def uses_position(self) -> bool:
+        return self.position_encoder is not None
+
+    def encode_image(self, image: torch.Tensor, mask: torch.Tensor | None = None,
+                     position: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, 1, D, H, W] image (and organ mask; None = whole volume; and [B, 3] crop
+        position, required when the model uses positions) -> [B, P], L2-normalised."""
         if self.working_size is not None and tuple(image.shape[2:]) != self.working_size:
             image = F.adaptive_avg_pool3d(image, self.working_size)
         features = self.encoder(image)
         pooled = masked_average(features.float(), mask)
+        if self.position_encoder is not None:
+            if position is None:
+                raise ValueError("this model was trained with organ positions; pass the crops' positions")
+            pooled = pooled + self.position_encoder(position.to(pooled.dtype))
         return F.normalize(self.image_projection(pooled), dim=-1)
 
     def encode_text(self, text_embeddings: torch.Tensor) -> torch.Tensor:
         """[N, E] frozen text-encoder embeddings -> [N, P], L2-normalised."""
         return F.normalize(self.text_projection(text_embeddings), dim=-1)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor | None,
-                text_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor | None, text_embeddings: torch.Tensor,
+                position: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Everything one training step needs, in one call so DDP sees every parameter used."""
-        return self.encode_image(image, mask), self.encode_text(text_embeddings), self.logit_scale
+        return self.encode_image(image, mask, position), self.encode_text(text_embeddings), self.logit_scale

@@ -175,7 +175,9 @@ def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, A
     input_size = preprocess.crop_size if config.mode == "grounded" else preprocess.volume_size
     return {
         "mode": config.mode,
-        "model": {**config.model, "input_size": [int(size) for size in input_size]},
+        # a whole volume knows where its organs are; positions only describe organ crops
+        "model": {**config.model, "input_size": [int(size) for size in input_size],
+                  "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"},
         "train": config.train.to_dict(),
         "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
                   "content_hash": cache_manifest.get("content_hash", ""), "preprocess": preprocess.to_dict()},

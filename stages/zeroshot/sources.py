@@ -23,8 +23,9 @@ from stages.segment.io import read_masks_dir
 class ScanSamples:
     """Everything scored for one scan.
 
-    ``images``/``masks`` hold one organ crop per entry of ``organs`` (grounded mode), or a
-    single whole-volume image with ``masks`` None (global mode, shared by every organ).
+    ``images``/``masks``/``positions`` hold one organ crop (and its centre in the scan) per
+    entry of ``organs`` (grounded mode), or a single whole-volume image with ``masks`` None
+    (global mode, shared by every organ).
     """
 
     scan_id: str
@@ -33,6 +34,7 @@ class ScanSamples:
     volume_ml: list[float]
     images: np.ndarray
     masks: np.ndarray | None
+    positions: np.ndarray | None = None
 
     @property
     def global_image(self) -> bool:
@@ -55,12 +57,13 @@ def _from_nifti(ct_path: Path, mask_path: Path, preprocess: PreprocessConfig, or
     if not samples:
         raise _no_organ_error(scan.scan_id, str(mask_path))
     if global_mode:
-        images, masks = volume_sample(scan, preprocess)[None], None
+        images, masks, positions = volume_sample(scan, preprocess)[None], None, None
     else:
         images = np.stack([s.image for s in samples])
         masks = np.stack([s.mask for s in samples])
+        positions = np.array([s.position for s in samples], dtype=np.float32)
     return ScanSamples(scan.scan_id, [s.organ for s in samples], [bool(s.complete) for s in samples],
-                       [float(s.volume_ml) for s in samples], images, masks)
+                       [float(s.volume_ml) for s in samples], images, masks, positions)
 
 
 def _missing_mask(scan_id: str, masks_dir: Path, reason: str) -> ScanLoader:
@@ -127,13 +130,14 @@ def cache_sources(cache_dir: Path, preprocess: PreprocessConfig, organs: set[str
         if global_mode:
             if scan_id not in volume_rows:
                 raise InputError(f"{cache_dir}: no volume sample for scan {scan_id}")
-            images, masks = volume_cache[volume_rows[scan_id]]["image"][None], None
+            images, masks, positions = volume_cache[volume_rows[scan_id]]["image"][None], None, None
         else:
             images = np.stack([s["image"] for s in samples])
             masks = np.stack([s["mask"] for s in samples])
+            positions = np.stack([np.asarray(s["position"], dtype=np.float32) for s in samples])
         volumes = [float(organ_cache.index.at[row, "volume_ml"]) if "volume_ml" in organ_cache.index else float("nan")
                    for row in rows.values()]
         return ScanSamples(scan_id, [s["organ"] for s in samples], [bool(s["complete"]) for s in samples],
-                           volumes, images, masks)
+                           volumes, images, masks, positions)
 
     return [(scan_id, lambda s=scan_id: load(s)) for scan_id in sorted(rows_by_scan)]
