@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from stages.common.labels import LabelsError
 from stages.zeroshot.io import (ZeroshotInputError, read_embeddings, read_label_space, read_labels,
                                 read_metrics, read_predictions, write_embeddings, write_metrics,
                                 write_predictions)
@@ -76,7 +77,7 @@ def test_read_labels(tmp_path):
 def test_bad_labels_name_the_file(tmp_path, content, message):
     path = tmp_path / "labels.csv"
     path.write_text(content)
-    with pytest.raises(ZeroshotInputError, match=message) as error:
+    with pytest.raises(LabelsError, match=message) as error:
         read_labels(path)
     assert str(path) in str(error.value)
 

@@ -22,6 +22,7 @@ from totalsegmentator.nifti_ext_header import add_label_map_to_nifti
 from stages.common.anatomy import organ_units, totalseg_class_map
 from stages.common.atomic import atomic_path, write_text_atomic
 from stages.common.ids import safe_child
+from stages.common.labels import LABEL_COLUMNS, read_labels
 from stages.common.manifest import ok_items, read_manifest
 
 CT_DIR = "ct"
@@ -30,7 +31,6 @@ REPORTS_CSV = "reports.csv"
 LABELS_CSV = "labels.csv"
 ABNORMALITIES_JSON = "abnormalities.json"
 REPORT_COLUMNS = ("scan_id", "findings", "impression")
-LABEL_COLUMNS = ("scan_id", "organ", "abnormality", "present")
 GZIP_LEVEL = 1
 
 
@@ -108,15 +108,6 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 
 def read_reports(path: Path) -> pd.DataFrame:
     return _read_csv(Path(path), REPORT_COLUMNS)
-
-
-def read_labels(path: Path) -> pd.DataFrame:
-    """labels.csv with ``present`` as bool."""
-    table = _read_csv(Path(path), LABEL_COLUMNS)
-    bad = ~table["present"].isin(["0", "1"])
-    if bad.any():
-        raise SynthInputError(f"{path}: line {int(np.flatnonzero(bad)[0]) + 2}: present must be 0 or 1")
-    return table.assign(present=table["present"] == "1")
 
 
 def read_abnormalities(path: Path) -> dict[str, list[str]]:

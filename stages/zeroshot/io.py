@@ -13,6 +13,7 @@ import yaml
 
 from stages.common.anatomy import organ_units
 from stages.common.atomic import atomic_path, write_json_atomic
+from stages.common.labels import read_labels  # noqa: F401  (zeroshot's --labels reader, re-exported)
 
 PREDICTIONS_FILE = "predictions.csv"
 METRICS_FILE = "metrics.json"
@@ -20,40 +21,10 @@ EMBEDDINGS_FILE = "embeddings.npy"
 EMBEDDINGS_INDEX_FILE = "embeddings_index.parquet"
 PREDICTION_COLUMNS = ["scan_id", "organ", "task", "label", "score", "predicted_organ", "rank", "complete"]
 EMBEDDING_INDEX_COLUMNS = ["row", "scan_id", "organ", "complete", "volume_ml", "source"]
-LABEL_COLUMNS = ["scan_id", "organ", "abnormality", "present"]
-_TRUE = {"1", "true", "yes", "y", "t", "1.0"}
-_FALSE = {"0", "false", "no", "n", "f", "0.0"}
 
 
 class ZeroshotInputError(ValueError):
     """A labels / label-space file that cannot be used; the message names the file."""
-
-
-def read_labels(path: Path) -> pd.DataFrame:
-    """Long-format labels (``scan_id, organ, abnormality, present``), ``present`` as bool."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ZeroshotInputError(f"{path}: cannot read labels CSV ({error})") from error
-    missing = [column for column in LABEL_COLUMNS if column not in table.columns]
-    if missing:
-        raise ZeroshotInputError(f"{path}: labels need columns {LABEL_COLUMNS}; missing {missing}")
-    table = table[LABEL_COLUMNS].copy()
-    for column in ("scan_id", "organ", "abnormality"):
-        table[column] = table[column].str.strip()
-    flags = table["present"].str.strip().str.lower()
-    bad = ~flags.isin(_TRUE | _FALSE)
-    if bad.any():
-        line = int(np.argmax(bad.to_numpy())) + 2
-        raise ZeroshotInputError(f"{path}: line {line}: 'present' must be 0/1 or true/false, "
-                                 f"got {table['present'].iloc[line - 2]!r}")
-    table["present"] = flags.isin(_TRUE)
-    duplicated = table.duplicated(["scan_id", "organ", "abnormality"])
-    if duplicated.any():
-        row = table[duplicated].iloc[0]
-        raise ZeroshotInputError(f"{path}: label ({row.scan_id}, {row.organ}, {row.abnormality}) given twice")
-    return table.reset_index(drop=True)
 
 
 def _phrases(path: Path, organ: str, value: Any) -> list[str]:
