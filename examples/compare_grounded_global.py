@@ -2,7 +2,8 @@
 
 Runs real ``ctglip pretrain`` and ``ctglip zeroshot`` commands on a prepared cache (train split)
 and a test split (CT folder, ``ctglip segment`` folder, labels.csv, abnormalities.json, e.g. from
-``make demo``), then prints zero-shot organ top-1, macro AUC and macro F1 per mode.
+``make demo``), then prints zero-shot organ top-1, macro AUC and macro F1 per mode (mean +- sd over
+training seeds), each seed's 95 % bootstrap intervals, and writes the table to OUT/compare.md.
 
     python examples/compare_grounded_global.py --cache demo/train/cache --test demo/test \
         --out demo/compare --encoder cnn --seeds 0 1 2 --epochs 6
@@ -30,8 +31,40 @@ def run_seed(args: argparse.Namespace, mode: str, seed: int) -> dict[str, float]
                     "--abnormalities", str(args.test / "abnormalities.json"), "-o", str(zeroshot_dir),
                     "--overwrite", "--device", args.device], check=True)
     metrics = json.loads((zeroshot_dir / "metrics.json").read_text())
-    return {"top1": metrics["organ_recognition"]["top1"], "auc": metrics["abnormality"]["auc_macro"],
-            "f1": metrics["abnormality"]["f1_macro"]}
+    abnormality = metrics["abnormality"]
+    return {"top1": metrics.get("organ_recognition", {}).get("top1", float("nan")),
+            "auc": abnormality["auc_macro"], "f1": abnormality["f1_macro"],
+            "auc_ci": [abnormality["macro"]["auc"]["ci_low"], abnormality["macro"]["auc"]["ci_high"]],
+            "f1_ci": [abnormality["macro"]["f1"]["ci_low"], abnormality["macro"]["f1"]["ci_high"]]}
+
+
+def interval(values: list[float]) -> str:
+    return f"[{values[0]:.3f}, {values[1]:.3f}]"
+
+
+def table(args: argparse.Namespace, results: dict[str, list[dict]]) -> list[str]:
+    """Markdown: mean +- sd per mode, then each seed with its bootstrap intervals."""
+    lines = [f"{args.encoder} encoder, config {args.config}, {args.epochs} epochs, training seeds {args.seeds} "
+             "(mean +- sd over seeds)", "",
+             "| pretraining | organ top-1 | abnormality AUC macro | abnormality F1 macro |", "|---|---|---|---|"]
+    for mode, runs in results.items():
+        cells = []
+        for key in ("top1", "auc", "f1"):
+            values = [run[key] for run in runs]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} +- {spread:.3f}")
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    lines += ["", "| seed | grounded AUC [95% CI] | global AUC [95% CI] | grounded F1 [95% CI] | global F1 [95% CI] |",
+              "|---|---|---|---|---|"]
+    for seed, grounded, plain in zip(args.seeds, results["grounded"], results["global"]):
+        lines.append(f"| {seed} | {grounded['auc']:.3f} {interval(grounded['auc_ci'])} | "
+                     f"{plain['auc']:.3f} {interval(plain['auc_ci'])} | {grounded['f1']:.3f} "
+                     f"{interval(grounded['f1_ci'])} | {plain['f1']:.3f} {interval(plain['f1_ci'])} |")
+    gain = [(g["f1"] - b["f1"]) * 100 for g, b in zip(results["grounded"], results["global"])]
+    separated = sum(g["auc_ci"][0] > b["auc_ci"][1] for g, b in zip(results["grounded"], results["global"]))
+    lines += ["", f"grounded - global macro F1: {statistics.mean(gain):+.1f} points (per seed "
+              f"{', '.join(f'{x:+.1f}' for x in gain)}); AUC intervals separated in {separated} of {len(gain)} seeds"]
+    return lines
 
 
 def main() -> None:
@@ -48,17 +81,9 @@ def main() -> None:
                         help="extra `ctglip pretrain` options (last on the line)")
     args = parser.parse_args()
     results = {mode: [run_seed(args, mode, seed) for seed in args.seeds] for mode in MODES}
-    print(f"\n{args.encoder} encoder, seeds {args.seeds}, {args.epochs} epochs (mean +- sd)")
-    print(f"{'mode':<10} {'organ top-1':>16} {'AUC macro':>16} {'F1 macro':>16}")
-    for mode, runs in results.items():
-        cells = []
-        for key in ("top1", "auc", "f1"):
-            values = [run[key] for run in runs]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.3f} +- {spread:.3f}")
-        print(f"{mode:<10} " + " ".join(f"{cell:>16}" for cell in cells))
-    gain = [(g["f1"] - b["f1"]) * 100 for g, b in zip(results["grounded"], results["global"])]
-    print(f"grounded - global macro F1: {statistics.mean(gain):+.1f} points per seed {[round(x, 1) for x in gain]}")
+    lines = table(args, results)
+    print("\n" + "\n".join(lines))
+    (args.out / "compare.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

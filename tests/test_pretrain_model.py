@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stages.pretrain.factory import build_model, list_presets, load_preset
-from stages.pretrain.model import masked_average
+from stages.pretrain.model import masked_average, masked_max
 
 
 def tiny_config(encoder: str = "cnn", size: int = 32) -> dict:
@@ -23,6 +23,29 @@ def test_masked_average_uses_only_voxels_inside_the_mask():
     mask[:, :, :8] = True  # the first half at input resolution = feature cells x < 2
     assert torch.allclose(masked_average(features, mask), torch.tensor([[3.0, -1.0]]))
     assert torch.allclose(masked_average(features, None), torch.tensor([[1.5, -1.0]]))
+
+
+def test_masked_max_sees_a_focal_response_the_average_dilutes():
+    """A lesion lighting up one feature cell of a large organ: the mean barely moves, the max does."""
+    features = torch.zeros(1, 1, 8, 8, 8)
+    features[0, 0, 2, 3, 4] = 10.0  # the lesion's cell, inside the organ
+    features[0, 0, 7, 7, 7] = 99.0  # outside the organ: must not count
+    mask = torch.zeros(1, 1, 16, 16, 16, dtype=torch.bool)
+    mask[:, :, :12, :12, :12] = True
+    assert float(masked_average(features, mask)) < 0.1
+    assert float(masked_max(features, mask)) == 10.0
+    assert float(masked_max(features, None)) == 99.0
+
+
+def test_mean_max_pooling_feeds_both_statistics_to_the_projection():
+    model = build_model({**tiny_config(), "pooling": "mean_max"}, text_dim=10).eval()
+    assert model.image_projection.in_features == 2 * model.encoder.out_channels
+    with torch.no_grad():
+        embedding = model.encode_image(torch.rand(2, 1, 32, 32, 32), torch.ones(2, 1, 32, 32, 32, dtype=torch.bool),
+                                       torch.zeros(2, 3))
+    assert torch.allclose(embedding.norm(dim=1), torch.ones(2), atol=1e-5)
+    with pytest.raises(ValueError, match="pooling"):
+        build_model({**tiny_config(), "pooling": "median"}, text_dim=10)
 
 
 def test_masked_average_keeps_an_organ_smaller_than_a_feature_cell():
@@ -72,9 +95,10 @@ def test_position_tells_mirror_image_crops_apart():
 def test_config_without_position_key_builds_a_position_free_model():
     """Checkpoints written before ``position_features`` existed still load."""
     config = tiny_config()
-    del config["position_features"]
+    config.pop("position_features")
+    config.pop("pooling", None)
     model = build_model(config, text_dim=10).eval()
-    assert not model.uses_position
+    assert not model.uses_position and model.pooling == "mean"
     with torch.no_grad():
         assert model.encode_image(torch.rand(1, 1, 32, 32, 32), None).shape[0] == 1
 

@@ -10,6 +10,10 @@ Organ crops lose where they sat in the body (a left and a right kidney crop look
 while a whole-volume feature map knows). With ``position_features`` the crop's centre in
 the scan (the cache's ``position``, -0.5..0.5 per RAS axis) is encoded by a small MLP and
 added to the pooled features, giving back the context that cropping took away.
+
+Pooling ``mean`` is CT-GLIP's masked average. It dilutes a focal finding (a 6 mm kidney
+stone is a few cells of a kidney's feature map), so ``mean_max`` also concatenates the
+masked maximum of each channel, where a small lesion's response survives.
 """
 from __future__ import annotations
 
@@ -71,6 +75,9 @@ def projection(in_dim: int, out_dim: int, hidden_dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
 
 
+POOLINGS = ("mean", "mean_max")
+
+
 def masked_average(features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Average of a [B, C, d, h, w] map inside a [B, 1, D, H, W] mask (None: everywhere).
 
@@ -84,6 +91,14 @@ def masked_average(features: torch.Tensor, mask: torch.Tensor | None) -> torch.T
     return (features * weights).sum(dim=(2, 3, 4)) / total
 
 
+def masked_max(features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-channel maximum of a [B, C, d, h, w] map over the cells a [B, 1, D, H, W] mask touches."""
+    if mask is None:
+        return features.amax(dim=(2, 3, 4))
+    touched = F.adaptive_max_pool3d(mask.to(features.dtype), features.shape[2:]) > 0
+    return features.masked_fill(~touched, float("-inf")).amax(dim=(2, 3, 4))
+
+
 class CTGlipModel(nn.Module):
     """Grounded image and text embeddings in one space, plus the learnable temperature.
 
@@ -94,17 +109,21 @@ class CTGlipModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, working_size: int | None = None,
                  image_hidden: int = 0, text_hidden: int = 0, init_temperature: float = 0.07,
-                 temperature_range: Sequence[float] = (0.01, 0.5), position_features: bool = False):
+                 temperature_range: Sequence[float] = (0.01, 0.5), position_features: bool = False,
+                 pooling: str = "mean"):
         super().__init__()
         low, high = temperature_range
         if not 0 < low <= init_temperature <= high:
             raise ValueError(f"temperature {init_temperature} must lie in the clamp range {tuple(temperature_range)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.encoder = encoder
+        self.pooling = pooling
+        pooled_dim = encoder.out_channels * (2 if pooling == "mean_max" else 1)
         self.working_size = (working_size,) * 3 if working_size else None
-        self.image_projection = projection(encoder.out_channels, embed_dim, image_hidden)
+        self.image_projection = projection(pooled_dim, embed_dim, image_hidden)
         self.text_projection = projection(text_dim, embed_dim, text_hidden)
-        self.position_encoder = (projection(3, encoder.out_channels, encoder.out_channels)
-                                 if position_features else None)
+        self.position_encoder = projection(3, pooled_dim, pooled_dim) if position_features else None
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.logit_scale_range = (1.0 / high, 1.0 / low)
 
@@ -125,7 +144,10 @@ class CTGlipModel(nn.Module):
         if self.working_size is not None and tuple(image.shape[2:]) != self.working_size:
             image = F.adaptive_avg_pool3d(image, self.working_size)
         features = self.encoder(image)
-        pooled = masked_average(features.float(), mask)
+        features = features.float()
+        pooled = masked_average(features, mask)
+        if self.pooling == "mean_max":
+            pooled = torch.cat([pooled, masked_max(features, mask)], dim=1)
         if self.position_encoder is not None:
             if position is None:
                 raise ValueError("this model was trained with organ positions; pass the crops' positions")
