@@ -2,7 +2,8 @@
 # The whole ctglip pipeline as a user runs it, on generated data (no downloads, no GPU):
 # synth (train + test, different seeds) -> segment --engine import -> parse-reports -> cache
 # -> pretrain grounded and global (same encoder, same budget) -> zeroshot on the test split
-# -> a results table (demo/results.md). DEMO_SIZE=small|full; ENCODER=cnn|vit.
+# -> a results table (demo/results.md). DEMO_SIZE=small|full (ci: a handful of scans, one epoch, for the
+# test suite's end-to-end check of the contracts between the stages); ENCODER=cnn|vit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,9 +11,10 @@ SIZE=${DEMO_SIZE:-small}
 ENCODER=${ENCODER:-cnn}
 OUT=${DEMO_DIR:-demo}
 case "$SIZE" in
-  small) TRAIN=60; TEST=40; EPOCHS=3 ;;
-  full)  TRAIN=200; TEST=100; EPOCHS=4 ;;
-  *) echo "DEMO_SIZE must be small or full, got $SIZE" >&2; exit 2 ;;
+  ci)    TRAIN=6; TEST=3; EPOCHS=1; BATCH=4 ;;
+  small) TRAIN=60; TEST=40; EPOCHS=3; BATCH=32 ;;
+  full)  TRAIN=200; TEST=100; EPOCHS=8; BATCH=64 ;;
+  *) echo "DEMO_SIZE must be ci, small or full, got $SIZE" >&2; exit 2 ;;
 esac
 WORKERS=${WORKERS:-2}
 CACHE_OPTS=(--spacing 3 3 3 --crop-size 32 --volume-size 64 --margin-mm 12 --workers "$WORKERS")
@@ -36,7 +38,7 @@ ctglip cache --ct-dir "$OUT/train/ct" --masks-dir "$OUT/train/segmentations" \
 for mode in grounded global; do
   step "pretrain $mode ($ENCODER, $EPOCHS epochs)"
   ctglip pretrain "$OUT/train/cache" -o "$OUT/runs/$mode-$ENCODER" --mode "$mode" --encoder "$ENCODER" \
-    --config tiny --epochs "$EPOCHS" --batch-size 32 --device cpu --include-incomplete
+    --config tiny --epochs "$EPOCHS" --batch-size "$BATCH" --device cpu --include-incomplete
   step "zeroshot $mode on the test split"
   ctglip zeroshot "$OUT/runs/$mode-$ENCODER/final.pt" --ct-dir "$OUT/test/ct" \
     --masks-dir "$OUT/test/segmentations" --labels "$OUT/test/labels.csv" \
