@@ -1,5 +1,6 @@
 """Reference labels for abnormality detection: ``labels.csv`` (written by ``ctglip synth``,
-or by users for their own test sets; read by ``ctglip zeroshot --labels``)."""
+or by users for their own test sets; read by ``ctglip zeroshot --labels``), and the plain
+string-CSV reader it shares with synth's ``reports.csv``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,17 +17,23 @@ class LabelsError(ValueError):
     """A labels file that cannot be used; the message names the file."""
 
 
+def read_text_csv(path: Path, columns: list[str] | tuple[str, ...], kind: str,
+                  error: type[Exception] = ValueError) -> pd.DataFrame:
+    """``columns`` of a CSV read as strings (empty cells stay ""); ``error`` names the file and the problem."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as problem:
+        raise error(f"{path}: cannot read {kind} ({problem})") from problem
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise error(f"{path}: {kind} needs columns {list(columns)}; missing {missing}")
+    return table[list(columns)].copy()
+
+
 def read_labels(path: Path) -> pd.DataFrame:
     """Long-format labels (``scan_id, organ, abnormality, present``), ``present`` as bool."""
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise LabelsError(f"{path}: cannot read labels CSV ({error})") from error
-    missing = [column for column in LABEL_COLUMNS if column not in table.columns]
-    if missing:
-        raise LabelsError(f"{path}: labels need columns {LABEL_COLUMNS}; missing {missing}")
-    table = table[LABEL_COLUMNS].copy()
+    table = read_text_csv(path, LABEL_COLUMNS, "labels CSV", LabelsError)
     for column in ("scan_id", "organ", "abnormality"):
         table[column] = table[column].str.strip()
     flags = table["present"].str.strip().str.lower()

@@ -22,7 +22,7 @@ from totalsegmentator.nifti_ext_header import add_label_map_to_nifti
 from stages.common.anatomy import organ_units, totalseg_class_map
 from stages.common.atomic import atomic_path, write_text_atomic
 from stages.common.ids import safe_child
-from stages.common.labels import LABEL_COLUMNS, read_labels
+from stages.common.labels import LABEL_COLUMNS, read_labels, read_text_csv
 from stages.common.manifest import ok_items, read_manifest
 
 CT_DIR = "ct"
@@ -95,19 +95,8 @@ def write_abnormalities(path: Path, space: dict[str, list[str]], generator_versi
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise SynthInputError(f"{path}: cannot read ({error})") from error
-    missing = [column for column in columns if column not in table.columns]
-    if missing:
-        raise SynthInputError(f"{path}: missing columns {missing}")
-    return table[list(columns)]
-
-
 def read_reports(path: Path) -> pd.DataFrame:
-    return _read_csv(Path(path), REPORT_COLUMNS)
+    return read_text_csv(Path(path), REPORT_COLUMNS, "reports CSV", SynthInputError)
 
 
 def read_abnormalities(path: Path) -> dict[str, list[str]]:
