@@ -42,3 +42,9 @@ def test_long_report_keeps_its_last_finding(encoder):
 
 def test_encode_of_nothing_is_empty(encoder):
     assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+def test_chunk_token_counts_match_the_tokenizer(encoder):
+    text = " ".join(f"Sentence {i} notes a {i} mm hypodense hepatic lesion near segment {i % 8}." for i in range(60))
+    for chunk, tokens in encoder.chunks(text):
+        assert tokens == encoder.token_count(chunk) <= encoder.max_tokens

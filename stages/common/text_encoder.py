@@ -65,28 +65,29 @@ class TextEncoder:
         """Tokens one forward pass sees, special tokens included."""
         return int(self._model.max_seq_length)
 
-    def token_count(self, text: str) -> int:
-        return len(self._model.tokenizer(text, add_special_tokens=True, truncation=False,
+    def token_count(self, text: str, special_tokens: bool = True) -> int:
+        return len(self._model.tokenizer(text, add_special_tokens=special_tokens, truncation=False,
                                         verbose=False)["input_ids"])
 
     def chunks(self, text: str) -> list[tuple[str, int]]:
         """``text`` as (chunk, tokens) pieces that each fit the model; one piece when it fits.
 
-        Sentences are packed greedily; a single sentence over the limit stays one (truncated) chunk.
+        Sentences are tokenized once and packed greedily (word-piece tokens do not cross the
+        spaces that join sentences); a single sentence over the limit stays one (truncated) chunk.
         """
         tokens = self.token_count(text)
         if tokens <= self.max_tokens:
             return [(text, tokens)]
+        special = self.token_count("")
         pieces: list[tuple[str, int]] = []
-        current, current_tokens = "", 0
+        current, current_tokens = "", special
         for sentence in (part for part in _SENTENCE_END.split(text) if part.strip()):
-            joined = f"{current} {sentence}".strip()
-            joined_tokens = self.token_count(joined)
-            if current and joined_tokens > self.max_tokens:
+            sentence_tokens = self.token_count(sentence, special_tokens=False)
+            if current and current_tokens + sentence_tokens > self.max_tokens:
                 pieces.append((current, current_tokens))
-                current, current_tokens = sentence, self.token_count(sentence)
-            else:
-                current, current_tokens = joined, joined_tokens
+                current, current_tokens = "", special
+            current = f"{current} {sentence}".strip()
+            current_tokens += sentence_tokens
         pieces.append((current, min(current_tokens, self.max_tokens)))
         return pieces
 
