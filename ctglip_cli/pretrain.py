@@ -38,6 +38,12 @@ def command(
                                                                  "(skipped by default).")] = None,
     oversample_abnormal: Annotated[int | None, typer.Option(help="Show abnormal samples N times per "
                                                                  "epoch.")] = None,
+    jitter_hu: Annotated[float | None, typer.Option(help="Augmentation: random brightness change of up to "
+                                                        "+-N HU (keep it near scanner variation).")] = None,
+    shift_voxels: Annotated[int | None, typer.Option(help="Augmentation: move each training crop and its "
+                                                          "mask by up to N voxels per axis (0 = off).")] = None,
+    flip_axes: Annotated[str | None, typer.Option(help="Augmentation: comma-separated volume axes (0,1,2) "
+                                                       "flipped at random; empty = none.")] = None,
     num_workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16.")] = None,
     compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile",
@@ -54,8 +60,15 @@ def command(
             resume=resume, stop_after_steps=stop_after_steps, epochs=epochs, batch_size=batch_size, lr=lr,
             val_fraction=val_fraction, seed=seed, abnormality_weight=abnormality_weight,
             organ_name_weight=organ_name_weight, include_incomplete=include_incomplete,
-            oversample_abnormal=oversample_abnormal, num_workers=num_workers, precision=precision,
+            oversample_abnormal=oversample_abnormal, jitter_hu=jitter_hu, shift_voxels=shift_voxels,
+            flip_axes=None if flip_axes is None else parse_axes(flip_axes), num_workers=num_workers, precision=precision,
             compile=compile_model, checkpoint_every=checkpoint_every)
+
+    def parse_axes(text: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(f"--flip-axes: expected comma-separated axes such as 0,2, got {text!r}") from None
 
     pretrain_config = fail_fast(build)
     is_main = fail_fast(world_info_from_env).is_main

@@ -1,10 +1,12 @@
-"""Sample selection, scan-level split and the deterministic global-batch sampler."""
+"""Sample selection, scan-level split, augmentation and the deterministic global-batch sampler."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from stages.pretrain.data import GlobalBatchSampler, plan_samples, split_scans
+from stages.pretrain.config import TrainConfig
+from stages.pretrain.data import Augmentation, GlobalBatchSampler, plan_samples, split_scans, translate
 from stages.pretrain.train import WarmupCosine
 
 
@@ -85,3 +87,50 @@ def test_warmup_then_cosine_to_zero():
     assert [schedule(step) for step in range(4)] == [0.25, 0.5, 0.75, 1.0]
     values = [schedule(step) for step in range(4, 21)]
     assert values == sorted(values, reverse=True) and values[-1] == pytest.approx(0.0)
+
+
+def test_translate_moves_content_and_fills_the_border():
+    volume = np.zeros((6, 6, 6), dtype=np.float32)
+    volume[2, 3, 1] = 1.0
+    moved = translate(volume, np.array([1, -2, 0]), "constant")
+    assert moved.shape == volume.shape
+    assert np.argwhere(moved == 1.0).tolist() == [[3, 1, 1]]
+    ramp = np.broadcast_to(np.arange(6, dtype=np.float32)[:, None, None], (6, 6, 6))
+    edge = translate(ramp, np.array([2, 0, 0]), "edge")
+    assert edge[:3, 0, 0].tolist() == [0.0, 0.0, 0.0]  # replicated first slice, no artificial air
+    assert edge[5, 0, 0] == 3.0
+
+
+def test_augmentation_moves_image_and_mask_together_and_is_seeded():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.2, 0.8, size=(16, 16, 16)).astype(np.float32)
+    mask = np.zeros((16, 16, 16), dtype=bool)
+    mask[5:9, 6:11, 4:8] = True
+    image[mask] = 1.0  # a bright organ: after augmentation it must still lie under the mask
+    augmentation = Augmentation.from_hu(15.0, (-1150.0, 350.0), 0.02, shift_voxels=3, flip_axes=(0, 2))
+    assert augmentation.brightness == pytest.approx(0.01)
+    seen_offsets = set()
+    for key in range(20):
+        out_image, out_mask = augmentation(image, mask, np.random.default_rng([7, key]))
+        again_image, again_mask = augmentation(image, mask, np.random.default_rng([7, key]))
+        assert np.array_equal(out_image, again_image) and np.array_equal(out_mask, again_mask)
+        assert out_mask.sum() == mask.sum()  # 3-voxel moves keep this organ inside the 16^3 crop
+        inside = out_image[out_mask]
+        assert np.allclose(inside, inside[0]) and inside[0] > out_image[~out_mask].max()
+        seen_offsets.add(tuple(np.argwhere(out_mask).min(axis=0)))
+    assert len(seen_offsets) > 5
+    intensity_only = Augmentation(brightness=0.05, contrast=0.1)
+    jittered, same_mask = intensity_only(image, mask, np.random.default_rng(1))
+    assert np.array_equal(same_mask, mask) and not np.array_equal(jittered, image)
+    moved, _ = Augmentation(brightness=0.05, contrast=0.1, shift_voxels=2)(image, mask, np.random.default_rng(1))
+    assert not np.array_equal(jittered, moved)
+
+
+def test_augmentation_settings_are_checked():
+    with pytest.raises(ValueError, match="shift_voxels"):
+        TrainConfig(shift_voxels=-1)
+    with pytest.raises(ValueError, match="jitter_hu"):
+        TrainConfig(jitter_hu=-5.0)
+    with pytest.raises(ValueError, match="flip_axes"):
+        TrainConfig(flip_axes=(0, 3))
+    assert TrainConfig(flip_axes=[2, 0]).to_dict()["flip_axes"] == [2, 0]

@@ -19,6 +19,7 @@ from stages.cache import load_cache
 from stages.common.manifest import read_manifest
 from stages.pretrain import load_checkpoint, make_config, run
 from stages.pretrain.io import read_metrics_csv
+from stages.pretrain.train import config_differences
 
 FAST = {
     "model": {"encoder": "cnn", "position_features": True, "working_size": 32, "filters": [4, 8, 8],
@@ -89,11 +90,12 @@ def test_grounded_run_writes_self_contained_checkpoints(tiny_cache_dir, tmp_path
 
 
 def test_resume_after_a_stop_reaches_the_uninterrupted_weights(tiny_cache_dir, tmp_path, fast_config):
-    straight = train(tiny_cache_dir, tmp_path / "straight", fast_config)
-    stopped = train(tiny_cache_dir, tmp_path / "resumed", fast_config, stop_after_steps=3)
+    augmented = {"shift_voxels": 2, "flip_axes": (0,)}  # spatial augmentation must replay exactly too
+    straight = train(tiny_cache_dir, tmp_path / "straight", fast_config, **augmented)
+    stopped = train(tiny_cache_dir, tmp_path / "resumed", fast_config, stop_after_steps=3, **augmented)
     assert not stopped.completed and not (tmp_path / "resumed" / "final.pt").exists()
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["step"] == 3
-    resumed = train(tiny_cache_dir, tmp_path / "resumed", fast_config, resume=True)
+    resumed = train(tiny_cache_dir, tmp_path / "resumed", fast_config, resume=True, **augmented)
     assert straight.completed and resumed.completed
     first = torch.load(tmp_path / "straight" / "final.pt", weights_only=True)
     second = torch.load(tmp_path / "resumed" / "final.pt", weights_only=True)
@@ -117,6 +119,11 @@ def test_run_folder_rules(tiny_cache_dir, tmp_path, fast_config):
         train(tiny_cache_dir, out, fast_config)
     with pytest.raises(ValueError, match="train.lr"):
         train(tiny_cache_dir, out, fast_config, resume=True, lr=0.1)
+    stored = torch.load(out / "last.pt", weights_only=True)["config"]
+    older = {**stored, "train": {k: v for k, v in stored["train"].items() if k != "shift_voxels"}}
+    assert config_differences(older, stored) == []  # a setting added later compares as its default
+    assert config_differences(older, {**stored, "train": {**stored["train"], "shift_voxels": 3}}) == [
+        "train.shift_voxels"]
     with pytest.raises(Exception, match="ctglip cache"):
         train(tmp_path / "not_a_cache", tmp_path / "other", fast_config)
     truncated = tmp_path / "truncated.pt"

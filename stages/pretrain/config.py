@@ -30,6 +30,10 @@ class TrainConfig:
     include_incomplete: bool = False
     oversample_abnormal: int = 1
     augment: bool = True
+    jitter_hu: float = 75.0
+    jitter_contrast: float = 0.1
+    shift_voxels: int = 0
+    flip_axes: tuple[int, ...] = ()
     local_loss: bool = False
     gather_with_grad: bool = True
     precision: str = "auto"
@@ -44,17 +48,24 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("weight_decay", "grad_clip", "organ_text_weight", "abnormality_weight", "organ_name_weight",
+        for name in ("jitter_hu", "jitter_contrast", "weight_decay", "grad_clip", "organ_text_weight", "abnormality_weight", "organ_name_weight",
                      "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.shift_voxels < 0:
+            raise ValueError(f"shift_voxels must be >= 0, got {self.shift_voxels}")
+        self.flip_axes = tuple(int(axis) for axis in self.flip_axes)
+        if any(axis not in (0, 1, 2) for axis in self.flip_axes) or len(set(self.flip_axes)) != len(self.flip_axes):
+            raise ValueError(f"flip_axes must be distinct volume axes among 0, 1, 2, got {list(self.flip_axes)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """JSON-ready (tuples become lists, as they come back from a checkpoint or preset)."""
+        return {f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
+                for f in fields(self)}
 
 
 @dataclass

@@ -17,8 +17,49 @@ from torch.utils.data import Dataset, Sampler
 
 from stages.common.manifest import ItemStatus
 
-AUGMENT_SCALE = 0.1
-AUGMENT_SHIFT = 0.05
+
+def translate(volume: np.ndarray, offsets: np.ndarray, pad_mode: str) -> np.ndarray:
+    """``volume`` moved by whole voxels (``offsets`` per axis); the uncovered border is filled
+    by ``np.pad``'s ``pad_mode`` ("edge" for images, "constant" zeros for masks)."""
+    margin = int(np.abs(offsets).max(initial=0))
+    if margin == 0:
+        return volume
+    padded = np.pad(volume, margin, mode=pad_mode)
+    return padded[tuple(slice(margin - int(offset), margin - int(offset) + size)
+                        for offset, size in zip(offsets, volume.shape))]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-time jitter of a windowed sample (image in [0, 1]) and its organ mask.
+
+    ``brightness`` is a fraction of the window (``from_hu`` converts HU): CT numbers are
+    calibrated, and steatosis or emphysema *are* density changes of a few tens of HU, so
+    brightness jitter must stay near scanner-to-scanner variation or it erases them.
+    Spatial jitter (a shared translation and random flips) is what keeps the encoder from
+    memorising the handful of crops in which a rare abnormality appears.
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    shift_voxels: int = 0
+    flip_axes: tuple[int, ...] = ()
+
+    @classmethod
+    def from_hu(cls, jitter_hu: float, window: tuple[float, float], contrast: float, shift_voxels: int,
+                flip_axes: tuple[int, ...]) -> "Augmentation":
+        return cls(jitter_hu / (window[1] - window[0]), contrast, shift_voxels, tuple(flip_axes))
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        scale, shift = rng.uniform(-1.0, 1.0, size=2)
+        image = np.clip(image * (1.0 + self.contrast * scale) + self.brightness * shift, 0.0, 1.0)
+        offsets = rng.integers(-self.shift_voxels, self.shift_voxels + 1, size=image.ndim)
+        flips = [axis for axis in self.flip_axes if rng.random() < 0.5]
+        image = np.flip(translate(image, offsets, "edge"), flips)
+        if mask is not None:
+            mask = np.flip(translate(mask, offsets, "constant"), flips)
+        return image, mask
 
 
 @dataclass
@@ -140,9 +181,10 @@ class CacheDataset(Dataset):
     without (global mode) only the image and text.
     """
 
-    def __init__(self, cache: Any, rows: list[int], candidates: CandidateTable | None, seed: int, augment: bool):
+    def __init__(self, cache: Any, rows: list[int], candidates: CandidateTable | None, seed: int,
+                 augmentation: Augmentation | None):
         self.cache, self.rows, self.candidates = cache, rows, candidates
-        self.seed, self.augment = seed, augment
+        self.seed, self.augmentation = seed, augmentation
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -152,16 +194,15 @@ class CacheDataset(Dataset):
         row = self.rows[position]
         sample = self.cache[row]
         image = np.asarray(sample["image"], dtype=np.float32)
-        if self.augment:
-            rng = np.random.default_rng([self.seed, epoch, row])
-            scale, shift = rng.uniform(-1.0, 1.0, size=2)
-            image = np.clip(image * (1.0 + AUGMENT_SCALE * scale) + AUGMENT_SHIFT * shift, 0.0, 1.0)
+        mask = np.asarray(sample["mask"], dtype=np.bool_) if self.candidates is not None else None
+        if self.augmentation is not None:
+            image, mask = self.augmentation(image, mask, np.random.default_rng([self.seed, epoch, row]))
         item = {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
             "text_id": torch.tensor(int(sample["text_id"]), dtype=torch.long),
         }
         if self.candidates is not None:
-            item["mask"] = torch.from_numpy(np.ascontiguousarray(sample["mask"], dtype=np.bool_))[None]
+            item["mask"] = torch.from_numpy(np.ascontiguousarray(mask))[None]
             item["position"] = torch.from_numpy(np.asarray(sample["position"], dtype=np.float32))
             item["organ_index"] = torch.tensor(int(sample["organ_index"]), dtype=torch.long)
             item["dictionary_targets"] = torch.from_numpy(self.candidates.dictionary_targets(sample))
@@ -169,11 +210,11 @@ class CacheDataset(Dataset):
 
     def plain_item(self, position: int) -> dict[str, torch.Tensor]:
         """Un-augmented item (validation)."""
-        augment, self.augment = self.augment, False
+        augmentation, self.augmentation = self.augmentation, None
         try:
             return self[(position, 0)]
         finally:
-            self.augment = augment
+            self.augmentation = augmentation
 
 
 class GlobalBatchSampler(Sampler):

@@ -24,8 +24,8 @@ from stages import __version__
 from stages.cache import load_cache
 from stages.common.manifest import StageResult, package_versions, read_manifest, write_manifest
 from stages.common.progress import ProgressReporter, SilentProgress
-from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig
-from stages.pretrain.data import CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan, plan_samples
+from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig, TrainConfig
+from stages.pretrain.data import Augmentation, CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan, plan_samples
 from stages.pretrain.distributed import (DistInfo, all_reduce_sum, barrier, destroy_process_group,
                                          init_process_group, resolve_device, world_info_from_env)
 from stages.pretrain.evaluate import validate
@@ -141,7 +141,9 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     abnormal = cache.index["abnormal"].astype(bool).tolist()
     sampler = GlobalBatchSampler([abnormal[row] for row in plan.train_rows], train_cfg.batch_size, info.rank,
                                  info.world_size, train_cfg.seed, train_cfg.oversample_abnormal)
-    train_set = CacheDataset(cache, plan.train_rows, candidates, train_cfg.seed, train_cfg.augment)
+    augmentation = Augmentation.from_hu(train_cfg.jitter_hu, cache.preprocess.window, train_cfg.jitter_contrast,
+                                        train_cfg.shift_voxels, train_cfg.flip_axes) if train_cfg.augment else None
+    train_set = CacheDataset(cache, plan.train_rows, candidates, train_cfg.seed, augmentation)
     loader = DataLoader(train_set, batch_size=sampler.local_batch, sampler=sampler,
                         num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=train_cfg.num_workers > 0)
@@ -159,7 +161,7 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     session = Session(
         config=config, info=info, device=device, plan=plan, run_config=run_config, model=model,
         step_model=step_model, optimizer=optimizer, scheduler=scheduler, sampler=sampler, loader=loader,
-        val_set=CacheDataset(cache, plan.val_rows, candidates, train_cfg.seed, False) if plan.val_rows else None,
+        val_set=CacheDataset(cache, plan.val_rows, candidates, train_cfg.seed, None) if plan.val_rows else None,
         text_embeddings=text_embeddings,
         objective=Objective(train_cfg, text_embeddings, candidates, info.rank, info.world_size),
         autocast=autocast_factory(device, train_cfg.precision), steps_per_epoch=steps_per_epoch)
@@ -232,7 +234,8 @@ def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
     # content_hash ignores where the cache lives and how many workers built it
     if stored.get("cache", {}).get("content_hash") != current["cache"]["content_hash"]:
         differences.append("cache (different preprocessing or contents)")
-    stored_train, current_train = stored.get("train", {}), current["train"]
+    # settings added after a checkpoint was written compare as their defaults
+    stored_train, current_train = {**TrainConfig().to_dict(), **stored.get("train", {})}, current["train"]
     differences += [f"train.{key}" for key in sorted(set(stored_train) | set(current_train))
                     if key not in RUN_ONLY_KEYS and stored_train.get(key) != current_train.get(key)]
     return differences
