@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stages.pretrain.factory import build_model, list_presets, load_preset
-from stages.pretrain.model import masked_average, masked_max
+from stages.pretrain.model import masked_average, masked_histogram, masked_max
 
 
 def tiny_config(encoder: str = "cnn", size: int = 32) -> dict:
@@ -92,13 +92,43 @@ def test_position_tells_mirror_image_crops_apart():
         model.encode_image(image, mask)
 
 
+def test_masked_histogram_counts_the_organ_voxels_per_intensity_bin():
+    image = torch.zeros(1, 1, 4, 4, 4)
+    image[..., :2] = 1.0  # half the volume at the window top (bone, stones), half at the bottom (air)
+    image[0, 0, 0, 0, 2] = 0.5  # one voxel exactly at a middle bin centre (5 bins: 0, .25, .5, .75, 1)
+    fractions = 10 ** ((masked_histogram(image, None, 5) - 1.0) * 4.0) - 1e-4
+    assert fractions.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert fractions[0].tolist() == pytest.approx([31 / 64, 0.0, 1 / 64, 0.0, 0.5], abs=1e-5)
+    organ = torch.zeros(1, 1, 4, 4, 4, dtype=torch.bool)
+    organ[..., 2:] = True  # only the dark half and the middle voxel
+    inside = 10 ** ((masked_histogram(image, organ, 5) - 1.0) * 4.0) - 1e-4
+    assert inside[0].tolist() == pytest.approx([31 / 32, 0.0, 1 / 32, 0.0, 0.0], abs=1e-5)
+
+
+def test_density_features_tell_a_darker_organ_apart_despite_instance_norm():
+    """Emphysema and steatosis change an organ's HU; instance norm alone would divide that out."""
+    torch.manual_seed(0)
+    texture = torch.rand(1, 1, 32, 32, 32) * 0.2
+    image = torch.cat([texture + 0.3, texture + 0.25])  # same texture, one 75 HU darker (1500 HU window)
+    mask, position = torch.ones(2, 1, 32, 32, 32, dtype=torch.bool), torch.zeros(2, 3)
+    plain = build_model(tiny_config(), text_dim=10).eval()
+    dense = build_model({**tiny_config(), "density_bins": 16}, text_dim=10).eval()
+    with torch.no_grad():
+        plain_gap = (plain.encode_image(image, mask, position)[0] - plain.encode_image(image, mask, position)[1]).abs().max()
+        dense_gap = (dense.encode_image(image, mask, position)[0] - dense.encode_image(image, mask, position)[1]).abs().max()
+    assert dense_gap > 10 * plain_gap
+    with pytest.raises(ValueError, match="density_bins"):
+        build_model({**tiny_config(), "density_bins": 1}, text_dim=10)
+
+
 def test_config_without_position_key_builds_a_position_free_model():
     """Checkpoints written before ``position_features`` existed still load."""
     config = tiny_config()
     config.pop("position_features")
     config.pop("pooling", None)
+    config.pop("density_bins", None)
     model = build_model(config, text_dim=10).eval()
-    assert not model.uses_position and model.pooling == "mean"
+    assert not model.uses_position and model.pooling == "mean" and model.density_encoder is None
     with torch.no_grad():
         assert model.encode_image(torch.rand(1, 1, 32, 32, 32), None).shape[0] == 1
 

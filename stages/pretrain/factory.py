@@ -18,7 +18,7 @@ PRESET_DIR = Path(__file__).with_name("configs")
 ENCODERS = ("cnn", "vit")
 _COMMON_KEYS = {"encoder", "input_size", "working_size", "embed_dim", "image_hidden", "text_hidden",
                 "init_temperature", "temperature_range"}
-_OPTIONAL_KEYS = {"position_features": False, "pooling": "mean"}  # absent in older checkpoints
+_OPTIONAL_KEYS = {"position_features": False, "pooling": "mean", "density_bins": 0}  # absent in older checkpoints
 _ENCODER_KEYS = {
     "cnn": {"filters", "strides", "feature_dim"},
     "vit": {"patch_size", "hidden_size", "num_layers", "num_heads"},
@@ -83,7 +83,8 @@ def build_model(model_cfg: dict[str, Any], text_dim: int) -> CTGlipModel:
                        text_hidden=model_cfg["text_hidden"], init_temperature=model_cfg["init_temperature"],
                        temperature_range=model_cfg["temperature_range"],
                        position_features=bool(model_cfg.get("position_features", _OPTIONAL_KEYS["position_features"])),
-                       pooling=str(model_cfg.get("pooling", _OPTIONAL_KEYS["pooling"])))
+                       pooling=str(model_cfg.get("pooling", _OPTIONAL_KEYS["pooling"])),
+                       density_bins=int(model_cfg.get("density_bins", _OPTIONAL_KEYS["density_bins"])))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[CTGlipModel, dict[str, Any]]:

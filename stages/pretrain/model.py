@@ -14,6 +14,13 @@ added to the pooled features, giving back the context that cropping took away.
 Pooling ``mean`` is CT-GLIP's masked average. It dilutes a focal finding (a 6 mm kidney
 stone is a few cells of a kidney's feature map), so ``mean_max`` also concatenates the
 masked maximum of each channel, where a small lesion's response survives.
+
+The CNN's instance normalisation (nnU-Net's choice) divides out each crop's intensity
+level, yet steatosis and emphysema *are* density changes (the emphysema index is the
+fraction of lung below -950 HU). With ``density_bins`` > 0 the organ's own intensity
+histogram inside its mask (soft bins over the window, log fractions) is encoded by a small
+MLP and added to the pooled features, giving back the calibrated HU that normalisation
+took away; a whole volume (global mode) gets the histogram of the whole volume.
 """
 from __future__ import annotations
 
@@ -99,6 +106,23 @@ def masked_max(features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
     return features.masked_fill(~touched, float("-inf")).amax(dim=(2, 3, 4))
 
 
+def masked_histogram(image: torch.Tensor, mask: torch.Tensor | None, bins: int) -> torch.Tensor:
+    """[B, 1, D, H, W] image in [0, 1] -> [B, bins]: log10 of the fraction of the mask's voxels
+    in each bin, mapped to [0, 1] (1e-4 of the organ or less reads 0).
+
+    Triangular soft bins with centres at 0, 1/(bins-1), ..., 1 sum to one for every voxel, so
+    the fractions add up to one and clipped voxels (air, bone, stones) fall in the end bins.
+    """
+    values = image.float()
+    weights = torch.ones_like(values) if mask is None else mask.to(values.dtype)
+    total = weights.sum(dim=(2, 3, 4)).clamp(min=1.0)
+    fractions = []
+    for centre in torch.linspace(0.0, 1.0, bins, device=values.device):
+        membership = (1.0 - (values - centre).abs() * (bins - 1)).clamp(min=0.0)
+        fractions.append((membership * weights).sum(dim=(2, 3, 4)) / total)
+    return torch.log10(torch.cat(fractions, dim=1) + 1e-4) / 4.0 + 1.0
+
+
 class CTGlipModel(nn.Module):
     """Grounded image and text embeddings in one space, plus the learnable temperature.
 
@@ -110,13 +134,15 @@ class CTGlipModel(nn.Module):
     def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, working_size: int | None = None,
                  image_hidden: int = 0, text_hidden: int = 0, init_temperature: float = 0.07,
                  temperature_range: Sequence[float] = (0.01, 0.5), position_features: bool = False,
-                 pooling: str = "mean"):
+                 pooling: str = "mean", density_bins: int = 0):
         super().__init__()
         low, high = temperature_range
         if not 0 < low <= init_temperature <= high:
             raise ValueError(f"temperature {init_temperature} must lie in the clamp range {tuple(temperature_range)}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if density_bins == 1 or density_bins < 0:
+            raise ValueError(f"density_bins must be 0 (off) or at least 2, got {density_bins}")
         self.encoder = encoder
         self.pooling = pooling
         pooled_dim = encoder.out_channels * (2 if pooling == "mean_max" else 1)
@@ -124,6 +150,8 @@ class CTGlipModel(nn.Module):
         self.image_projection = projection(pooled_dim, embed_dim, image_hidden)
         self.text_projection = projection(text_dim, embed_dim, text_hidden)
         self.position_encoder = projection(3, pooled_dim, pooled_dim) if position_features else None
+        self.density_bins = density_bins
+        self.density_encoder = projection(density_bins, pooled_dim, pooled_dim) if density_bins else None
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.logit_scale_range = (1.0 / high, 1.0 / low)
 
@@ -141,6 +169,7 @@ class CTGlipModel(nn.Module):
                      position: torch.Tensor | None = None) -> torch.Tensor:
         """[B, 1, D, H, W] image (and organ mask; None = whole volume; and [B, 3] crop
         position, required when the model uses positions) -> [B, P], L2-normalised."""
+        density = masked_histogram(image, mask, self.density_bins) if self.density_encoder is not None else None
         if self.working_size is not None and tuple(image.shape[2:]) != self.working_size:
             image = F.adaptive_avg_pool3d(image, self.working_size)
         features = self.encoder(image)
@@ -152,6 +181,8 @@ class CTGlipModel(nn.Module):
             if position is None:
                 raise ValueError("this model was trained with organ positions; pass the crops' positions")
             pooled = pooled + self.position_encoder(position.to(pooled.dtype))
+        if density is not None:
+            pooled = pooled + self.density_encoder(density)
         return F.normalize(self.image_projection(pooled), dim=-1)
 
     def encode_text(self, text_embeddings: torch.Tensor) -> torch.Tensor:
