@@ -111,7 +111,7 @@ def test_density_features_tell_a_darker_organ_apart_despite_instance_norm():
     texture = torch.rand(1, 1, 32, 32, 32) * 0.2
     image = torch.cat([texture + 0.3, texture + 0.25])  # same texture, one 75 HU darker (1500 HU window)
     mask, position = torch.ones(2, 1, 32, 32, 32, dtype=torch.bool), torch.zeros(2, 3)
-    plain = build_model(tiny_config(), text_dim=10).eval()
+    plain = build_model({**tiny_config(), "density_bins": 0}, text_dim=10).eval()
     dense = build_model({**tiny_config(), "density_bins": 16}, text_dim=10).eval()
     with torch.no_grad():
         plain_gap = (plain.encode_image(image, mask, position)[0] - plain.encode_image(image, mask, position)[1]).abs().max()

@@ -30,8 +30,8 @@ class TrainConfig:
     include_incomplete: bool = False
     oversample_abnormal: int = 1
     augment: bool = True
-    jitter_hu: float = 75.0
-    jitter_contrast: float = 0.1
+    jitter_hu: float = 15.0
+    jitter_contrast: float = 0.02
     shift_voxels: int = 0
     flip_axes: tuple[int, ...] = ()
     local_loss: bool = False
