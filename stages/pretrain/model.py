@@ -113,14 +113,15 @@ def masked_histogram(image: torch.Tensor, mask: torch.Tensor | None, bins: int) 
     Triangular soft bins with centres at 0, 1/(bins-1), ..., 1 sum to one for every voxel, so
     the fractions add up to one and clipped voxels (air, bone, stones) fall in the end bins.
     """
-    values = image.float()
-    weights = torch.ones_like(values) if mask is None else mask.to(values.dtype)
-    total = weights.sum(dim=(2, 3, 4)).clamp(min=1.0)
-    fractions = []
-    for centre in torch.linspace(0.0, 1.0, bins, device=values.device):
-        membership = (1.0 - (values - centre).abs() * (bins - 1)).clamp(min=0.0)
-        fractions.append((membership * weights).sum(dim=(2, 3, 4)) / total)
-    return torch.log10(torch.cat(fractions, dim=1) + 1e-4) / 4.0 + 1.0
+    position = image.float().flatten(1).clamp(0.0, 1.0) * (bins - 1)  # [B, N] in bin units
+    weights = torch.ones_like(position) if mask is None else mask.flatten(1).to(position.dtype)
+    lower = position.floor().clamp(max=bins - 2)
+    upper_share = position - lower  # each voxel splits between its two nearest bin centres
+    lower = lower.long()
+    counts = torch.zeros(position.shape[0], bins, device=position.device, dtype=position.dtype)
+    counts.scatter_add_(1, lower, (1.0 - upper_share) * weights).scatter_add_(1, lower + 1, upper_share * weights)
+    fractions = counts / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
+    return torch.log10(fractions + 1e-4) / 4.0 + 1.0
 
 
 class CTGlipModel(nn.Module):
