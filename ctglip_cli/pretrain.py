@@ -54,6 +54,12 @@ def command(
     resume: Annotated[bool, typer.Option(help="Continue the run in -o from its last.pt.")] = False,
 ) -> None:
     """Pretrain CT-GLIP on a cache; writes RUN_DIR/{last,final}.pt, metrics.csv, loss.png."""
+    def parse_axes(text: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(f"--flip-axes: expected comma-separated axes such as 0,2, got {text!r}") from None
+
     def build():
         return make_config(
             cache_dir, output, mode=mode, preset=config, encoder=encoder, device=device, threads=threads,
@@ -61,14 +67,8 @@ def command(
             val_fraction=val_fraction, seed=seed, abnormality_weight=abnormality_weight,
             organ_name_weight=organ_name_weight, include_incomplete=include_incomplete,
             oversample_abnormal=oversample_abnormal, jitter_hu=jitter_hu, shift_voxels=shift_voxels,
-            flip_axes=None if flip_axes is None else parse_axes(flip_axes), num_workers=num_workers, precision=precision,
-            compile=compile_model, checkpoint_every=checkpoint_every)
-
-    def parse_axes(text: str) -> tuple[int, ...]:
-        try:
-            return tuple(int(part) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise ValueError(f"--flip-axes: expected comma-separated axes such as 0,2, got {text!r}") from None
+            flip_axes=None if flip_axes is None else parse_axes(flip_axes), num_workers=num_workers,
+            precision=precision, compile=compile_model, checkpoint_every=checkpoint_every)
 
     pretrain_config = fail_fast(build)
     is_main = fail_fast(world_info_from_env).is_main

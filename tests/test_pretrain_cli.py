@@ -49,6 +49,9 @@ def test_cli_refuses_bad_settings(tmp_path):
     for options, message in ((["--mode", "local"], "mode must be one of"),
                              (["--config", "huge"], "neither a preset"),
                              (["--encoder", "resnet"], "encoder must be one of"),
-                             (["--lr", "-1"], "lr must be positive")):
+                             (["--lr", "-1"], "lr must be positive"),
+                             (["--flip-axes", "x"], "--flip-axes: expected comma-separated axes"),
+                             (["--flip-axes", "0,5"], "flip_axes must be distinct volume axes"),
+                             (["--shift-voxels", "-2"], "shift_voxels must be >= 0")):
         result = CliRunner().invoke(app, ["pretrain", str(tmp_path), "-o", str(tmp_path / "run"), *options])
         assert result.exit_code == 2 and message in result.output, (options, result.output)

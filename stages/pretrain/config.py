@@ -48,8 +48,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("jitter_hu", "jitter_contrast", "weight_decay", "grad_clip", "organ_text_weight", "abnormality_weight", "organ_name_weight",
-                     "num_workers"):
+        for name in ("jitter_hu", "jitter_contrast", "weight_decay", "grad_clip", "organ_text_weight",
+                     "abnormality_weight", "organ_name_weight", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_fraction < 1:
