@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from stages.common.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +38,25 @@ def test_demo_runs_every_stage_and_writes_the_results_table(tmp_path):
     results = (out / "results.md").read_text()
     rows = [line for line in results.splitlines() if line.startswith(("| grounded", "| global"))]
     assert len(rows) == 2 and all(line.count("[") == 3 for line in rows), results
+
+    # the global-retrieval ceiling script reads the same cache and labels contract
+    ceiling = subprocess.run([sys.executable, str(ROOT / "examples" / "global_retrieval_ceiling.py"),
+                              "--cache", str(out / "train" / "cache"), "--labels", str(out / "train" / "labels.csv"),
+                              "--val-fraction", "0.34", "--seeds", "0"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert ceiling.returncode == 0, ceiling.stderr[-3000:]
+    assert ceiling.stdout.startswith("seed 0: 2 validation reports, oracle recall@1 "), ceiling.stdout
+
+
+def test_ceiling_oracle_finds_reports_that_follow_the_findings_and_not_wording_noise():
+    sys.path.insert(0, str(ROOT / "examples"))
+    from global_retrieval_ceiling import oracle_recall
+
+    rng = np.random.default_rng(0)
+    findings = rng.integers(0, 2, size=(400, 12)).astype(float)
+    is_val = np.zeros(400, dtype=bool)
+    is_val[::10] = True
+    follows = findings @ rng.normal(size=(12, 32)) + 0.01 * rng.normal(size=(400, 32))
+    wording = rng.normal(size=(400, 32))
+    assert oracle_recall(findings, follows, is_val, ridge=1.0) > 0.5  # ties only between identical label rows
+    assert oracle_recall(findings, wording, is_val, ridge=1.0) < 0.2  # chance is 1/40
