@@ -25,7 +25,8 @@ from stages.cache import load_cache
 from stages.common.manifest import StageResult, package_versions, read_manifest, write_manifest
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig, TrainConfig
-from stages.pretrain.data import Augmentation, CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan, plan_samples
+from stages.pretrain.data import (Augmentation, CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan,
+                                  plan_samples)
 from stages.pretrain.distributed import (DistInfo, all_reduce_sum, barrier, destroy_process_group,
                                          init_process_group, resolve_device, world_info_from_env)
 from stages.pretrain.evaluate import validate
