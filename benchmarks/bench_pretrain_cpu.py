@@ -1,6 +1,6 @@
 """CPU pretraining throughput of the tiny preset, against a full-resolution baseline.
 
-Runs the real training step (``stages.pretrain.train.prepare`` + ``train_step``) on a
+Runs the real training step (``stages.pretrain.session.prepare`` + ``train_step``) on a
 cache and prints samples/s for
 
 - the tiny preset (crops average-pooled to a 32^3 working grid before the nnU-Net encoder),
@@ -23,7 +23,8 @@ import torch
 
 from stages.pretrain import make_config
 from stages.pretrain.distributed import DistInfo
-from stages.pretrain.train import prepare, train_step
+from stages.pretrain.session import prepare
+from stages.pretrain.train import train_step
 
 
 def build_synth_cache(root: Path, n_scans: int, workers: int = 1, seed: int = 0) -> Path:

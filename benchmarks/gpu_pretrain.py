@@ -1,6 +1,6 @@
 """GPU pretraining throughput: fp32 eager vs bf16 + channels_last (+ torch.compile).
 
-For each variant it runs the real training step (``stages.pretrain.train.prepare`` and
+For each variant it runs the real training step (``stages.pretrain.session.prepare`` and
 ``train_step``: DataLoader workers over the memory-mapped cache, model, losses, AdamW)
 and prints samples/s, peak GPU memory and the fraction of step time spent waiting for
 data, with the fp32-eager baseline measured in the same run (ratio). Targets on a GPU:
@@ -25,7 +25,8 @@ from bench_pretrain_cpu import build_synth_cache
 
 from stages.pretrain import make_config
 from stages.pretrain.distributed import DistInfo
-from stages.pretrain.train import prepare, train_step
+from stages.pretrain.session import prepare
+from stages.pretrain.train import train_step
 
 VARIANTS = {
     "fp32 eager": {"precision": "fp32", "channels_last": False, "compile": False},

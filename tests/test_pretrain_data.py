@@ -7,7 +7,7 @@ import pytest
 
 from stages.pretrain.config import TrainConfig
 from stages.pretrain.data import Augmentation, GlobalBatchSampler, plan_samples, split_scans, translate
-from stages.pretrain.train import WarmupCosine
+from stages.pretrain.schedule import WarmupCosine
 
 
 def batches(sampler: GlobalBatchSampler) -> list[list[int]]:

@@ -19,7 +19,7 @@ from stages.cache import load_cache
 from stages.common.manifest import read_manifest
 from stages.pretrain import load_checkpoint, make_config, run
 from stages.pretrain.io import read_metrics_csv
-from stages.pretrain.train import config_differences
+from stages.pretrain.session import config_differences
 
 FAST = {
     "model": {"encoder": "cnn", "position_features": True, "working_size": 32, "filters": [4, 8, 8],

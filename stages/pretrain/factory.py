@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from stages.pretrain.io import read_checkpoint
+from stages.pretrain.checkpoint import read_checkpoint
 from stages.pretrain.model import CNNEncoder, CTGlipModel, ViTEncoder
 
 PRESET_DIR = Path(__file__).with_name("configs")

@@ -1,40 +1,23 @@
-"""The pretraining loop: AdamW, warmup + cosine, clipping, DDP, atomic resumable checkpoints.
-
-Determinism: weights are seeded, batch order and augmentation derive from (seed, epoch,
-position), and a checkpoint stores everything else that changes (weights, optimizer,
-scheduler, step, RNG), so ``--resume`` after a kill reaches the uninterrupted result.
-"""
+"""The pretraining loop: AdamW steps with clipping under DDP, per-epoch validation, checkpoints, outputs."""
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
-from stages import __version__
-from stages.cache import load_cache
-from stages.common.manifest import StageResult, package_versions, read_manifest, write_manifest
+from stages.common.manifest import StageResult, package_versions, write_manifest
 from stages.common.progress import ProgressReporter, SilentProgress
-from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig, TrainConfig
-from stages.pretrain.data import (Augmentation, CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan,
-                                  plan_samples)
-from stages.pretrain.distributed import (DistInfo, all_reduce_sum, barrier, destroy_process_group,
-                                         init_process_group, resolve_device, world_info_from_env)
+from stages.pretrain.checkpoint import FINAL_CHECKPOINT, LAST_CHECKPOINT, save_checkpoint
+from stages.pretrain.config import PretrainConfig
+from stages.pretrain.distributed import (all_reduce_sum, barrier, destroy_process_group, init_process_group,
+                                         resolve_device, world_info_from_env)
 from stages.pretrain.evaluate import validate
-from stages.pretrain.factory import build_model
-from stages.pretrain.io import (CHECKPOINT_FORMAT, FINAL_CHECKPOINT, LAST_CHECKPOINT, plot_metrics,
-                                read_checkpoint, save_checkpoint, write_config_json, write_metrics_csv)
-from stages.pretrain.model import CTGlipModel
-from stages.pretrain.objective import Objective
+from stages.pretrain.io import plot_metrics, write_config_json, write_metrics_csv
+from stages.pretrain.session import Session, checkpoint_dict, prepare
+
 
 @dataclass
 class PretrainResult(StageResult):
@@ -42,66 +25,6 @@ class PretrainResult(StageResult):
 
     final_metrics: dict[str, float] = field(default_factory=dict)
     completed: bool = True
-
-
-class WarmupCosine:
-    """Learning-rate factor: linear warmup, then cosine decay to zero.
-
-    A plain object (not a closure) so the scheduler's state dict holds its two ints.
-    """
-
-    def __init__(self, warmup_steps: int, total_steps: int):
-        self.warmup_steps, self.total_steps = warmup_steps, total_steps
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
-    """bf16 autocast on CUDA under ``auto``; exact fp32 on CPU unless bf16 is asked for."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext
-
-
-@dataclass
-class Session:
-    """Everything a run holds while training (built by :func:`prepare`)."""
-
-    config: PretrainConfig
-    info: DistInfo
-    device: torch.device
-    plan: SamplePlan
-    run_config: dict[str, Any]
-    model: CTGlipModel
-    step_model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    sampler: GlobalBatchSampler
-    loader: DataLoader
-    val_set: CacheDataset | None
-    text_embeddings: torch.Tensor
-    objective: Objective
-    autocast: Callable[[], AbstractContextManager]
-    steps_per_epoch: int
-    step: int = 0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def total_steps(self) -> int:
-        return self.config.train.epochs * self.steps_per_epoch
-
-    @property
-    def grounded(self) -> bool:
-        return self.config.mode == "grounded"
-
-    @property
-    def channels_last(self) -> bool:
-        return self.config.train.channels_last and self.device.type == "cuda"
 
 
 def run(config: PretrainConfig, progress: ProgressReporter | None = None) -> PretrainResult:
@@ -120,154 +43,6 @@ def run(config: PretrainConfig, progress: ProgressReporter | None = None) -> Pre
         torch.set_num_threads(torch_threads)
         if owns_group:
             destroy_process_group()
-
-
-def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Session:
-    """Read the cache, split it, build model/optimizer/data, and restore a checkpoint on resume."""
-    cache_manifest = read_manifest(config.cache_dir, "cache")
-    cache = load_cache(config.cache_dir, kind="organ" if config.mode == "grounded" else "volume")
-    train_cfg, grounded = config.train, config.mode == "grounded"
-    check_run_dir(config.out_dir, config.resume)
-    texts = torch.from_numpy(cache.text_embeddings.astype("float32"))
-    plan = plan_samples(cache.index, len(cache.texts), len(cache.organ_vocab) if grounded else None,
-                        train_cfg.val_fraction, train_cfg.seed, train_cfg.include_incomplete)
-    if not plan.train_rows:
-        raise ValueError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
-    run_config = describe_run(config, cache, cache_manifest, int(texts.shape[1]))
-    torch.manual_seed(train_cfg.seed)
-    model = build_model(run_config["model"], text_dim=int(texts.shape[1])).to(device)
-    if config.train.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last_3d)
-    candidates = CandidateTable.from_cache(cache) if grounded else None
-    abnormal = cache.index["abnormal"].astype(bool).tolist()
-    sampler = GlobalBatchSampler([abnormal[row] for row in plan.train_rows], train_cfg.batch_size, info.rank,
-                                 info.world_size, train_cfg.seed, train_cfg.oversample_abnormal)
-    augmentation = Augmentation.from_hu(train_cfg.jitter_hu, cache.preprocess.window, train_cfg.jitter_contrast,
-                                        train_cfg.shift_voxels, train_cfg.flip_axes) if train_cfg.augment else None
-    train_set = CacheDataset(cache, plan.train_rows, candidates, train_cfg.seed, augmentation)
-    loader = DataLoader(train_set, batch_size=sampler.local_batch, sampler=sampler,
-                        num_workers=train_cfg.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=train_cfg.num_workers > 0)
-    steps_per_epoch = budget_steps_per_epoch(config, sampler)
-    total_steps = train_cfg.epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(parameter_groups(model, train_cfg.weight_decay), lr=train_cfg.lr)
-    warmup = int(round(train_cfg.warmup_fraction * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total_steps))
-    step_model: nn.Module = model
-    if info.is_distributed:
-        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if train_cfg.compile:
-        step_model = torch.compile(step_model)
-    text_embeddings = texts.to(device)
-    session = Session(
-        config=config, info=info, device=device, plan=plan, run_config=run_config, model=model,
-        step_model=step_model, optimizer=optimizer, scheduler=scheduler, sampler=sampler, loader=loader,
-        val_set=CacheDataset(cache, plan.val_rows, candidates, train_cfg.seed, None) if plan.val_rows else None,
-        text_embeddings=text_embeddings,
-        objective=Objective(train_cfg, text_embeddings, candidates, info.rank, info.world_size),
-        autocast=autocast_factory(device, train_cfg.precision), steps_per_epoch=steps_per_epoch)
-    if config.resume:
-        restore(session, read_checkpoint(config.out_dir / LAST_CHECKPOINT, device))
-    barrier(info)
-    return session
-
-
-def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, Any], text_dim: int) -> dict[str, Any]:
-    """The checkpoint's ``config``: everything needed to rebuild the model and its inputs."""
-    preprocess = cache.preprocess
-    input_size = preprocess.crop_size if config.mode == "grounded" else preprocess.volume_size
-    return {
-        "mode": config.mode,
-        # a whole volume knows where its organs are; positions only describe organ crops
-        "model": {**config.model, "input_size": [int(size) for size in input_size],
-                  "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"},
-        "train": config.train.to_dict(),
-        "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
-                  "content_hash": cache_manifest.get("content_hash", ""), "preprocess": preprocess.to_dict()},
-        "text_encoder": {**dict(cache.text_encoder), "dim": text_dim},
-        "organ_vocab": list(cache.organ_vocab),
-        "abnormality_dictionary": {organ: {phrase: int(count) for phrase, count in phrases.items()}
-                                   for organ, phrases in cache.abnormality_dictionary.items()},
-        "ctglip_version": __version__,
-    }
-
-
-def budget_steps_per_epoch(config: PretrainConfig, sampler: GlobalBatchSampler) -> int:
-    """Optimizer steps per epoch of the training budget.
-
-    Grounded mode: one pass over the organ samples. Global mode gets the *same* budget
-    (steps x global batch, i.e. pairs seen) as grounded mode on the same cache, so the
-    vanilla-CLIP baseline is not starved by having one sample per scan; its data sampler
-    simply cycles through the volumes more often.
-    """
-    if config.mode == "grounded":
-        return sampler.batches_per_epoch
-    train_cfg = config.train
-    organs = load_cache(config.cache_dir, kind="organ")
-    plan = plan_samples(organs.index, len(organs.texts), len(organs.organ_vocab), train_cfg.val_fraction,
-                        train_cfg.seed, train_cfg.include_incomplete)
-    abnormal = organs.index["abnormal"].astype(bool).tolist()
-    organ_sampler = GlobalBatchSampler([abnormal[row] for row in plan.train_rows], train_cfg.batch_size, 0, 1,
-                                       train_cfg.seed, train_cfg.oversample_abnormal)
-    return organ_sampler.batches_per_epoch
-
-
-def check_run_dir(out_dir: Path, resume: bool) -> None:
-    """Refuse to overwrite a run; refuse to resume nothing."""
-    has_run = (out_dir / LAST_CHECKPOINT).exists() or (out_dir / FINAL_CHECKPOINT).exists()
-    if resume and not (out_dir / LAST_CHECKPOINT).is_file():
-        raise FileNotFoundError(f"{out_dir / LAST_CHECKPOINT}: nothing to resume (no checkpoint in {out_dir})")
-    if has_run and not resume:
-        raise FileExistsError(f"{out_dir} already holds a pretraining run; pass --resume to continue it "
-                              "or choose another output folder")
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices and kernels only (not biases, norms or the temperature)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Settings that would make a resumed run differ from the one in the checkpoint."""
-    differences = [key for key in ("mode", "model") if stored.get(key) != current.get(key)]
-    # content_hash ignores where the cache lives and how many workers built it
-    if stored.get("cache", {}).get("content_hash") != current["cache"]["content_hash"]:
-        differences.append("cache (different preprocessing or contents)")
-    # settings added after a checkpoint was written compare as their defaults
-    stored_train, current_train = {**TrainConfig().to_dict(), **stored.get("train", {})}, current["train"]
-    differences += [f"train.{key}" for key in sorted(set(stored_train) | set(current_train))
-                    if key not in RUN_ONLY_KEYS and stored_train.get(key) != current_train.get(key)]
-    return differences
-
-
-def restore(session: Session, checkpoint: dict[str, Any]) -> None:
-    """Load weights, optimizer, scheduler, counters, metrics and RNG from ``checkpoint``."""
-    path = session.config.out_dir / LAST_CHECKPOINT
-    differences = config_differences(checkpoint["config"], session.run_config)
-    if differences:
-        raise ValueError(f"{path}: cannot resume with different settings: {', '.join(differences)}")
-    session.model.load_state_dict(checkpoint["model"])
-    session.optimizer.load_state_dict(checkpoint["optimizer"])
-    session.scheduler.load_state_dict(checkpoint["scheduler"])
-    session.step = int(checkpoint["step"])
-    session.metrics = list(checkpoint.get("metrics", []))
-    torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
-    if session.device.type == "cuda" and checkpoint["rng"].get("cuda"):
-        torch.cuda.set_rng_state_all([state.cpu() for state in checkpoint["rng"]["cuda"]])
-
-
-def checkpoint_dict(session: Session) -> dict[str, Any]:
-    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if session.device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {
-        "format": CHECKPOINT_FORMAT, "model": session.model.state_dict(),
-        "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
-        "step": session.step, "epoch": session.step // session.steps_per_epoch, "rng": rng,
-        "config": session.run_config, "metrics": session.metrics,
-    }
 
 
 def train_step(session: Session, batch: dict[str, torch.Tensor]) -> dict[str, float]:
