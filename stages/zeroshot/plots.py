@@ -13,6 +13,9 @@ from stages.common.atomic import atomic_path
 from stages.zeroshot.evaluate import pair_key
 from stages.zeroshot.metrics import roc_curve
 
+CONFUSION_PLOT = "confusion_organs.png"
+ROC_PLOT = "roc_abnormalities.png"
+
 
 def _new_figure(width: float, height: float) -> Figure:
     """A figure on the Agg canvas, without pyplot's global state."""

@@ -1,0 +1,59 @@
+"""What ``ctglip zeroshot`` is asked to do: one frozen dataclass, every CLI option one field."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.zeroshot.evaluate import EvaluationConfig
+
+
+@dataclass(frozen=True)
+class ZeroshotConfig:
+    """What ``ctglip zeroshot`` does; every CLI option maps to one field.
+
+    Input is either ``ct_dir`` + ``masks_dir`` (raw NIfTI, preprocessed in memory with the
+    checkpoint's config) or ``cache_dir``. ``threshold`` fixes the F1 threshold;
+    ``validation_fraction`` picks per-abnormality thresholds on that share of scans;
+    neither: the ROC point nearest (0, 1).
+    """
+
+    checkpoint: Path
+    output_dir: Path
+    ct_dir: Path | None = None
+    masks_dir: Path | None = None
+    cache_dir: Path | None = None
+    labels: Path | None = None
+    abnormalities: Path | None = None
+    prompts: Path | None = None
+    threshold: float | None = None
+    validation_fraction: float | None = None
+    resamples: int = 1000
+    seed: int = 0
+    batch_size: int = 16
+    device: str = "auto"
+    text_encoder: Path | None = None
+    save_embeddings: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        raw = self.ct_dir is not None or self.masks_dir is not None
+        if raw == (self.cache_dir is not None):
+            raise ValueError("give either --ct-dir and --masks-dir, or --cache (not both)")
+        if raw and (self.ct_dir is None or self.masks_dir is None):
+            raise ValueError("--ct-dir and --masks-dir go together")
+        if self.threshold is not None and self.validation_fraction is not None:
+            raise ValueError("give --threshold or --val-fraction, not both")
+        if self.validation_fraction is not None and not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be between 0 and 1, got {self.validation_fraction}")
+        if self.batch_size < 1 or self.resamples < 1:
+            raise ValueError("--batch-size and --resamples must be at least 1")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+
+    def evaluation(self) -> EvaluationConfig:
+        if self.threshold is not None:
+            return EvaluationConfig("given", self.threshold, resamples=self.resamples, seed=self.seed)
+        if self.validation_fraction is not None:
+            return EvaluationConfig("validation", validation_fraction=self.validation_fraction,
+                                    resamples=self.resamples, seed=self.seed)
+        return EvaluationConfig("roc", resamples=self.resamples, seed=self.seed)

@@ -1,0 +1,37 @@
+"""From predictions (+ labels) to ``metrics.json``, its PNGs and the headline figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from stages.zeroshot import io
+from stages.zeroshot.evaluate import EvaluationConfig, abnormality_metrics, organ_recognition_metrics
+from stages.zeroshot.plots import CONFUSION_PLOT, ROC_PLOT, plot_confusion_organs, plot_roc_abnormalities
+
+
+def write_metrics(output_dir: Path, evaluation: EvaluationConfig, predictions: pd.DataFrame,
+                  labels: pd.DataFrame | None, vocabulary: list[str], header: dict) -> tuple[dict, list[str]]:
+    """metrics.json plus the PNGs; returns the metrics and the files written."""
+    written = []
+    metrics = dict(header)
+    recognition = predictions[predictions["task"] == "organ_recognition"]
+    if len(recognition):
+        metrics["organ_recognition"] = organ_recognition_metrics(predictions, evaluation)
+        plot_confusion_organs(recognition, vocabulary, output_dir / CONFUSION_PLOT)
+        written.append(CONFUSION_PLOT)
+    if labels is not None:
+        section, evaluated = abnormality_metrics(predictions, labels, evaluation)
+        metrics["abnormality"] = section
+        if len(evaluated):
+            plot_roc_abnormalities(evaluated, section["per_abnormality"], output_dir / ROC_PLOT)
+            written.append(ROC_PLOT)
+    io.write_metrics(output_dir / io.METRICS_FILE, metrics)
+    return metrics, [io.METRICS_FILE, *written]
+
+
+def headline(metrics: dict) -> dict[str, float | None]:
+    """The four headline figures (``organ_recognition.top1`` ...); None where not computed."""
+    return {f"{section}.{key}": metrics.get(section, {}).get(key)
+            for section, key in (("organ_recognition", "top1"), ("organ_recognition", "top5"),
+                                 ("abnormality", "auc_macro"), ("abnormality", "f1_macro"))}
