@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ctglip_cli.common import fail_fast, finish, rich_progress
+from ctglip_cli.common import HU_CHECK_HELP, fail_fast, finish, rich_progress
 from stages.cache import CacheConfig, PreprocessConfig, parse_window, run
 from stages.cache.config import DEFAULT_NORMAL_TEMPLATE
 from stages.common.text_encoder import DEFAULT_ENCODER_ID
@@ -31,6 +31,7 @@ def command(
     volume: Annotated[bool, typer.Option(help="Also store whole-volume samples for --mode global.")] = True,
     workers: Annotated[int, typer.Option(help="Scans processed in parallel (one scan in memory each).")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Rebuild scans already cached (or a cache of another config).")] = False,
+    hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
 ) -> None:
     """Turn scans, masks and parsed reports into organ crop / text samples for pretraining."""
     def build() -> CacheConfig:
@@ -38,7 +39,8 @@ def command(
                                       crop_size=(crop_size,) * 3, margin_mm=margin_mm, volume_size=(volume_size,) * 3)
         return CacheConfig(ct_dir=ct_dir, masks_dir=masks_dir, reports_dir=reports_dir, out_dir=output,
                            preprocess=preprocess, text_encoder=text_encoder, normal_template=normal_template,
-                           image_dtype=image_dtype, include_volume=volume, workers=workers, overwrite=overwrite)
+                           image_dtype=image_dtype, include_volume=volume, workers=workers, overwrite=overwrite,
+                           hu_check=hu_check)
 
     config = fail_fast(build)
     with rich_progress() as progress:

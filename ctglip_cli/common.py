@@ -20,6 +20,8 @@ from stages.common.manifest import ManifestError, StageResult
 from stages.common.nifti import InputError
 
 console = Console(stderr=True)
+HU_CHECK_HELP = ("What to do with a CT whose values are not Hounsfield units (stored values, rescaled twice, "
+                 "not a CT): error (refuse the scan), warn, off.")
 T = TypeVar("T")
 
 

@@ -9,7 +9,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer  # noqa: E402
 
-from ctglip_cli import cache, organs, parse_reports, pretrain, segment, synth, zeroshot
+from ctglip_cli import cache, ingest, organs, parse_reports, pretrain, segment, synth, zeroshot
 
 app = typer.Typer(
     help="ctglip: grounded language-image pretraining on CT scans and radiology reports (CT-GLIP).",
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("organs")(organs.command)
+app.command("ingest")(ingest.command)
 app.command("segment")(segment.command)
 app.command("cache")(cache.command)
 app.command("zeroshot")(zeroshot.command)

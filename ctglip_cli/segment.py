@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ctglip_cli.common import console, fail_fast, finish, rich_progress
+from ctglip_cli.common import HU_CHECK_HELP, console, fail_fast, finish, rich_progress
 from stages.segment import SegmentConfig, WeightsMissing, parse_shard, run
 
 
@@ -20,11 +20,12 @@ def command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     shard: Annotated[str, typer.Option(help="K/N: process every N-th scan starting at the K-th.")] = "1/1",
     overwrite: Annotated[bool, typer.Option(help="Redo scans already segmented.")] = False,
+    hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
 ) -> None:
     """Segment CTs into TotalSegmentator 'total' organ masks (or import existing ones)."""
     config = fail_fast(lambda: SegmentConfig(ct_dir=ct_dir, out_dir=output, engine=engine, import_from=source,
                                              fast=fast, device=device, shard=parse_shard(shard),
-                                             overwrite=overwrite))
+                                             overwrite=overwrite, hu_check=hu_check))
     try:
         with rich_progress() as progress:
             result = fail_fast(lambda: run(config, progress))

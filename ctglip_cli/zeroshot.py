@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ctglip_cli.common import console, fail_fast, finish, rich_progress
+from ctglip_cli.common import HU_CHECK_HELP, console, fail_fast, finish, rich_progress
 from stages.zeroshot import ZeroshotConfig, run
 from stages.zeroshot.io import METRICS_FILE, read_metrics
 
@@ -75,13 +75,14 @@ def command(
                                                       "where its recorded path is gone.")] = None,
     save_embeddings: Annotated[bool, typer.Option(help="Also write embeddings.npy + embeddings_index.parquet.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier zeroshot run in --output.")] = False,
+    hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
 ) -> None:
     """Zero-shot organ recognition and abnormality detection with text prompts."""
     config = fail_fast(lambda: ZeroshotConfig(
         checkpoint=checkpoint, output_dir=output, ct_dir=ct_dir, masks_dir=masks_dir, cache_dir=cache,
         labels=labels, abnormalities=abnormalities, prompts=prompts, threshold=threshold,
         validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
-        text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite))
+        text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite, hu_check=hu_check))
     with rich_progress() as progress:
         result = fail_fast(lambda: run(config, progress))
     print_metrics(read_metrics(result.output_dir / METRICS_FILE))

@@ -26,12 +26,12 @@ from stages.segment.io import read_masks_dir
 VOLUME_ORGAN = "volume"
 
 
-def _process_scan(task: tuple[Path, Path, Path, str, PreprocessConfig, str, bool]) -> tuple[str, str, float]:
+def _process_scan(task: tuple[Path, Path, Path, str, PreprocessConfig, str, bool, str]) -> tuple[str, str, float]:
     """Worker: preprocess one scan and write its shard. Returns (scan_id, error, seconds)."""
-    cache_dir, ct_path, mask_path, scan_id, preprocess, dtype, include_volume = task
+    cache_dir, ct_path, mask_path, scan_id, preprocess, dtype, include_volume, hu_check = task
     started = time.perf_counter()
     try:
-        scan = preprocess_scan(ct_path, mask_path, preprocess)
+        scan = preprocess_scan(ct_path, mask_path, preprocess, hu_check)
         samples = organ_samples(scan, preprocess)
         if not samples:
             raise InputError(f"{mask_path}: no organ with at least {preprocess.min_organ_voxels} voxels")
@@ -89,7 +89,7 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
             items.append(ItemStatus(scan_id, "skipped"))
         else:
             pending.append((out_dir, ct_path, mask_path, scan_id, config.preprocess,
-                            config.image_dtype, config.include_volume))
+                            config.image_dtype, config.include_volume, config.hu_check))
     progress.start(len(pending), "cache: preprocess scans")
     failures = 0
     for scan_id, error, seconds in _map(pending, config.workers):

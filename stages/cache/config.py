@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.cache.preprocess import WINDOW_PRESETS, PreprocessConfig
+from stages.common.hu_check import HU_CHECK_MODES
 from stages.common.text_encoder import DEFAULT_ENCODER_ID, LONG_TEXT_POLICY
 
 DEFAULT_NORMAL_TEMPLATE = "{Organ} shows no significant abnormality."
@@ -29,6 +30,7 @@ class CacheConfig:
     include_volume: bool = True
     workers: int = 1
     overwrite: bool = False
+    hu_check: str = "error"  # what to do with a CT not in HU: error, warn, off (not part of the content)
 
     def __post_init__(self) -> None:
         if self.image_dtype not in IMAGE_DTYPES:
@@ -37,6 +39,8 @@ class CacheConfig:
             raise ValueError("the normal template must contain {organ} or {Organ}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.hu_check not in HU_CHECK_MODES:
+            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
 
     def content_config(self) -> dict[str, Any]:
         """The part that decides the cache's content; its hash keys the cache folder."""

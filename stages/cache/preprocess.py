@@ -24,6 +24,7 @@ from monai.transforms import ScaleIntensityRange
 from scipy import ndimage
 
 from stages.common.anatomy import label_to_unit, organ_units
+from stages.common.hu_check import check_hu
 from stages.common.ids import scan_id_from_path
 from stages.common.nifti import InputError, grid_mismatch, load_volume, read_array
 
@@ -93,8 +94,12 @@ class OrganSample:
     position: tuple[float, float, float]  # box centre as a fraction of the scan extent, -0.5..0.5 per RAS axis
 
 
-def preprocess_scan(ct_path: Path, mask_path: Path, cfg: PreprocessConfig) -> PreprocessedScan:
-    """Load a CT and its multilabel mask, reorient both to RAS and window the CT."""
+def preprocess_scan(ct_path: Path, mask_path: Path, cfg: PreprocessConfig,
+                    hu_check: str = "error") -> PreprocessedScan:
+    """Load a CT and its multilabel mask, reorient both to RAS and window the CT.
+
+    ``hu_check`` (``error``/``warn``/``off``): what to do with a CT whose values are not HU.
+    """
     ct_path, mask_path = Path(ct_path), Path(mask_path)
     scan_id = scan_id_from_path(ct_path)
     ct = load_volume(ct_path, "CT")
@@ -109,6 +114,7 @@ def preprocess_scan(ct_path: Path, mask_path: Path, cfg: PreprocessConfig) -> Pr
     labels = read_array(mask, mask_path, np.float32)
     if not np.all(np.isfinite(hu)):
         raise InputError(f"{ct_path}: CT holds NaN or infinite values")
+    check_hu(hu, ct_path, hu_check)
     label_ids = np.rint(labels).astype(np.int16)
     known = label_to_unit()
     unknown = sorted(set(np.unique(label_ids).tolist()) - set(known) - {0})

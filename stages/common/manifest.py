@@ -23,6 +23,7 @@ from stages.common.atomic import write_json_atomic
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "ctglip.manifest/1"
 STAGE_COMMANDS = {
+    "ingest": "ctglip ingest",
     "segment": "ctglip segment",
     "parse-reports": "ctglip parse-reports",
     "synth": "ctglip synth",

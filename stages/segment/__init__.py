@@ -14,7 +14,8 @@ from stages.common.anatomy import ANATOMY_TABLE_VERSION, TOTALSEG_TASK, totalseg
 from stages.common.atomic import atomic_path
 from stages.common.ids import InvalidScanId, find_nifti_files, scan_id_from_path
 from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
-from stages.common.nifti import InputError, load_volume
+from stages.common.hu_check import check_hu
+from stages.common.nifti import InputError, load_volume, read_array
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.segment import io
 from stages.segment.config import SegmentConfig, parse_shard
@@ -32,6 +33,8 @@ def shard_files(files: list[Path], shard: tuple[int, int]) -> list[Path]:
 
 def _segment_one(config: SegmentConfig, ct_path: Path, scan_id: str) -> None:
     ct = load_volume(ct_path, "CT")
+    if config.hu_check != "off":
+        check_hu(read_array(ct, ct_path), ct_path, config.hu_check)
     if config.engine == "import":
         mask, source = load_imported_mask(Path(config.import_from), scan_id)
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.common.hu_check import HU_CHECK_MODES
+
 ENGINES = ("totalsegmentator", "import")
 
 
@@ -24,12 +26,15 @@ class SegmentConfig:
     shard: tuple[int, int] = (1, 1)
     overwrite: bool = False
     affine_tolerance_mm: float = 1e-3
+    hu_check: str = "error"
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "import" and self.import_from is None:
             raise ValueError("--engine import needs --from SRC (a folder of existing segmentations)")
+        if self.hu_check not in HU_CHECK_MODES:
+            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
         k, n = self.shard
         if not (1 <= k <= n):
             raise ValueError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")

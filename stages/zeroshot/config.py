@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.common.hu_check import HU_CHECK_MODES
 from stages.zeroshot.evaluate import EvaluationConfig
 
 
@@ -34,6 +35,7 @@ class ZeroshotConfig:
     text_encoder: Path | None = None
     save_embeddings: bool = False
     overwrite: bool = False
+    hu_check: str = "error"  # a CT not in HU: error (scan failed), warn, off
 
     def __post_init__(self) -> None:
         raw = self.ct_dir is not None or self.masks_dir is not None
@@ -45,6 +47,8 @@ class ZeroshotConfig:
             raise ValueError("give --threshold or --val-fraction, not both")
         if self.validation_fraction is not None and not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"--val-fraction must be between 0 and 1, got {self.validation_fraction}")
+        if self.hu_check not in HU_CHECK_MODES:
+            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
         if self.batch_size < 1 or self.resamples < 1:
             raise ValueError("--batch-size and --resamples must be at least 1")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):

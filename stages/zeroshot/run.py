@@ -52,7 +52,8 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
     if config.cache_dir is not None:
         sources = cache_sources(Path(config.cache_dir), preprocess, organs, global_mode)
     else:
-        sources = nifti_sources(Path(config.ct_dir), Path(config.masks_dir), preprocess, organs, global_mode)
+        sources = nifti_sources(Path(config.ct_dir), Path(config.masks_dir), preprocess, organs, global_mode,
+                                config.hu_check)
     prepare_output(output_dir, config.overwrite)
     encoder = load_text_encoder(checkpoint_config.get("text_encoder", {}), config.text_encoder, device)
     bank = build_prompt_bank(model, encoder, templates, vocabulary, label_space, device)

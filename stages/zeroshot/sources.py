@@ -50,8 +50,8 @@ def _no_organ_error(scan_id: str, where: str) -> InputError:
 
 
 def _from_nifti(ct_path: Path, mask_path: Path, preprocess: PreprocessConfig, organs: set[str],
-                global_mode: bool) -> ScanSamples:
-    scan = preprocess_scan(ct_path, mask_path, preprocess)
+                global_mode: bool, hu_check: str) -> ScanSamples:
+    scan = preprocess_scan(ct_path, mask_path, preprocess, hu_check)
     scan = replace(scan, units=[unit for unit in scan.units if unit in organs])  # crop only what is scored
     samples = organ_samples(scan, preprocess)
     if not samples:
@@ -79,7 +79,7 @@ def _invalid_id(error: InvalidScanId) -> ScanLoader:
 
 
 def nifti_sources(ct_dir: Path, masks_dir: Path, preprocess: PreprocessConfig, organs: set[str],
-                  global_mode: bool) -> list[tuple[str, ScanLoader]]:
+                  global_mode: bool, hu_check: str = "error") -> list[tuple[str, ScanLoader]]:
     """One loader per CT in ``ct_dir``; masks come from a validated ``ctglip segment`` folder."""
     masks = read_masks_dir(Path(masks_dir))
     sources = []
@@ -93,7 +93,7 @@ def nifti_sources(ct_dir: Path, masks_dir: Path, preprocess: PreprocessConfig, o
             sources.append((scan_id, _missing_mask(scan_id, Path(masks_dir), "not segmented, or segmentation failed")))
             continue
         sources.append((scan_id, lambda c=ct_path, m=masks[scan_id]: _from_nifti(c, m, preprocess, organs,
-                                                                                   global_mode)))
+                                                                                   global_mode, hu_check)))
     return sources
 
 
