@@ -19,7 +19,7 @@ def states(report) -> dict[str, str]:
 
 
 def test_pipeline_is_spacy_with_registered_components(parser):
-    assert parser.nlp.pipe_names == ["ctglip_report_sections", "ctglip_report_terms", "ctglip_report_segmenter",
+    assert parser.nlp.pipe_names == ["ctglip_report_sections", "ctglip_report_terms", "ctglip_report_sentences", "ctglip_report_clauses",
                                      "negation", "hedging", "ctglip_report_grounding"]
     assert parser.nlp.config["components"]["negation"]["factory"] == "ctglip_negex"
     negation_terms = parser.nlp.config["components"]["negation"]["neg_termset"]["following_negations"]

@@ -16,7 +16,8 @@ from spacy.tokens import Doc
 
 from stages.parse_reports.grounding import tidy_text
 from stages.parse_reports.lexicon import load_lexicon
-from stages.parse_reports.pipeline import COLUMN_TEXT, INITIAL_SECTION, build_pipeline
+from stages.parse_reports.pipeline import build_pipeline
+from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION
 
 CHUNK_CHARS = 20_000
 

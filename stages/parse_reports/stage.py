@@ -22,6 +22,7 @@ from stages.common.manifest import MANIFEST_NAME, ItemStatus, StageResult, packa
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.parse_reports import io
 from stages.parse_reports.config import ParseReportsConfig
+from stages.parse_reports.heap import static_heap_frozen
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.parser import ReportParser
 from stages.parse_reports.pipeline import COMPONENTS
@@ -68,7 +69,8 @@ def _init_worker(lexicon_dir: Path | None) -> None:
 
 
 def _parse_chunk(records: list[io.ReportRecord]) -> list[ReportOutcome]:
-    return [parse_record(_worker_parser, record) for record in records]
+    with static_heap_frozen():
+        return [parse_record(_worker_parser, record) for record in records]
 
 
 def _parse_all(records: list[io.ReportRecord], config: ParseReportsConfig,
@@ -76,10 +78,11 @@ def _parse_all(records: list[io.ReportRecord], config: ParseReportsConfig,
     progress.start(len(records), "parse reports")
     if config.workers == 1 or len(records) < 2:
         parser = ReportParser(config.lexicon_dir)
-        for record in records:
-            outcome = parse_record(parser, record)
-            progress.advance(1)
-            yield outcome
+        with static_heap_frozen():
+            for record in records:
+                outcome = parse_record(parser, record)
+                progress.advance(1)
+                yield outcome
         return
     size = max(1, min(MAX_CHUNK, math.ceil(len(records) / (config.workers * 4))))
     chunks = [records[i:i + size] for i in range(0, len(records), size)]

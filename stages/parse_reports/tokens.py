@@ -1,15 +1,20 @@
 """Plain-Python copies of the token attributes the rule components read again and again.
 
 Indexing a spaCy ``Doc`` creates a ``Token`` object per access; the clause and grounding rules look
-at neighbouring tokens many times, so they read these lists instead (computed once per Doc).
+at neighbouring tokens many times, so they read these lists instead (computed once per Doc). The
+lists come from one ``Doc.to_array`` call and a per-vocabulary table of word attributes, so building
+them never creates a ``Token`` either (a report repeats few distinct words).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spacy.attrs import NORM, ORTH, SPACY
 from spacy.tokens import Doc
+from spacy.vocab import Vocab
 
 VIEW_KEY = "ctglip_token_view"
+_WORDS: dict[int, tuple[Vocab, dict[int, tuple[str, str, bool, bool, bool, bool]]]] = {}
 
 
 @dataclass(frozen=True)
@@ -24,11 +29,32 @@ class TokenView:
     whitespace: list[str]
 
 
+def _word_table(vocab: Vocab) -> dict[int, tuple[str, str, bool, bool, bool, bool]]:
+    """Orth id -> (text, lower, is_punct, is_space, is_alpha, like_num) for one vocabulary (kept alive here)."""
+    entry = _WORDS.get(id(vocab))
+    if entry is None or entry[0] is not vocab:
+        entry = _WORDS[id(vocab)] = (vocab, {})
+    return entry[1]
+
+
 def token_view(doc: Doc) -> TokenView:
     """The Doc's cached view (built on first use)."""
     view = doc.user_data.get(VIEW_KEY)
-    if view is None or len(view.text) != len(doc):
-        rows = [(t.text, t.lower_, t.norm_, t.is_punct, t.is_space, t.is_alpha, t.like_num, t.whitespace_) for t in doc]
-        view = TokenView(*(list(column) for column in zip(*rows))) if rows else TokenView(*([] for _ in range(8)))
-        doc.user_data[VIEW_KEY] = view
+    if view is not None and len(view.text) == len(doc):
+        return view
+    words, strings, vocab = _word_table(doc.vocab), doc.vocab.strings, doc.vocab
+    rows = doc.to_array([ORTH, NORM, SPACY]).tolist() if len(doc) else []
+    facts = []
+    for orth, _, _ in rows:
+        fact = words.get(orth)
+        if fact is None:
+            lexeme = vocab[orth]
+            fact = words[orth] = (lexeme.orth_, lexeme.lower_, lexeme.is_punct, lexeme.is_space, lexeme.is_alpha,
+                                  lexeme.like_num)
+        facts.append(fact)
+    text, lower, punct, space, alpha, like_num = (list(column) for column in zip(*facts)) if facts else \
+        ([] for _ in range(6))
+    view = TokenView(text=text, lower=lower, norm=[strings[norm] for _, norm, _ in rows], punct=punct, space=space,
+                     alpha=alpha, like_num=like_num, whitespace=[" " if spaced else "" for _, _, spaced in rows])
+    doc.user_data[VIEW_KEY] = view
     return view

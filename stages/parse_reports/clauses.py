@@ -1,0 +1,103 @@
+"""Pipeline component ``ctglip_report_clauses``: a sentence cut into clauses where it talks about several organs.
+
+"Liver is normal, the spleen is enlarged" -> two clauses; "B or C is seen in the liver" stays one. A
+sentence is cut at a clause word (",", "and", "but", ...) only when each side is a statement about an
+organ of its own. Clause starts become sentence starts too, so NegEx scopes stop there.
+-> ``doc.spans["clauses"]`` (labelled with their sentence's section).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy
+from spacy.attrs import SENT_START
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from stages.parse_reports.lexicon import Lexicon, load_lexicon
+from stages.parse_reports.sentences import set_sentence_starts
+from stages.parse_reports.tokens import token_view
+
+
+class ReportClauses:
+    """Clause spans; clause starts join the Doc's sentence starts."""
+
+    def __init__(self, lexicon: Lexicon):
+        self.lexicon = lexicon
+
+    def __call__(self, doc: Doc) -> Doc:
+        features = _TokenFeatures(doc, self.lexicon)
+        clauses = [Span(doc, start, end, label=sentence.label_) for sentence in doc.spans["sentences"]
+                   for start, end in features.split_clauses(sentence.start, sentence.end)]
+        if len(doc):
+            starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist()
+            set_sentence_starts(doc, starts + [clause.start for clause in clauses])
+        doc.spans["clauses"] = clauses
+        return doc
+
+
+class _TokenFeatures:
+    """Per-token facts the clause splitter needs: organ references, predicates, findings."""
+
+    def __init__(self, doc: Doc, lexicon: Lexicon):
+        self.lexicon = lexicon
+        self.tokens = token_view(doc)
+        self.organ_ref = set()
+        for span in doc.spans["organs"]:
+            self.organ_ref.add(span.start)
+        for span in doc.spans["sides"]:
+            self.organ_ref.add(span.start)
+        self.finding = set()
+        in_finding = set()
+        for span in doc.spans["findings"]:
+            self.finding.add(span.start)
+            in_finding.update(range(span.start, span.end))
+            if lexicon.findings[span.kb_id_].organs:
+                self.organ_ref.add(span.start)
+        self.predicate = {i for i, word in enumerate(self.tokens.lower)
+                          if word in lexicon.predicates and i not in in_finding}
+
+    def _has(self, found: set[int], start: int, end: int) -> bool:
+        return any(i in found for i in range(start, end))
+
+    def _complete_left(self, start: int, end: int) -> bool:
+        return self._has(self.organ_ref, start, end) and (
+            self._has(self.predicate, start, end) or self._has(self.finding, start, end))
+
+    def _complete_right(self, start: int, end: int) -> bool:
+        """A statement of its own: names an organ and has a predicate, and does not go on a list ("B or C is seen")."""
+        predicates = [i for i in range(start, end) if i in self.predicate]
+        if not predicates or not self._has(self.organ_ref, start, end):
+            return False
+        return not any(self.tokens.lower[i] in self.lexicon.no_break_after for i in range(start, predicates[0]))
+
+    def split_clauses(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Split a sentence where each side is a statement about an organ of its own."""
+        cuts = [i for i in range(start + 1, end - 1) if self.tokens.lower[i] in self.lexicon.clause_breaks]
+        if not cuts:
+            return [(start, end)]
+        pieces = [(a, b) for a, b in zip([start] + cuts, cuts + [end]) if a < b]
+        forward: list[tuple[int, int]] = []
+        carry: int | None = None
+        for a, b in pieces:
+            a = carry if carry is not None else a
+            carry = None
+            names_organ_only = (self._has(self.organ_ref, a, b) and not self._has(self.predicate, a, b)
+                                and not self._has(self.finding, a, b))
+            if names_organ_only and b < end:
+                carry = a
+                continue
+            forward.append((a, b))
+        clauses = [forward[0]]
+        for a, b in forward[1:]:
+            last_a, last_b = clauses[-1]
+            if self._complete_left(last_a, last_b) and self._complete_right(a, b):
+                clauses.append((a, b))
+            else:
+                clauses[-1] = (last_a, b)
+        return clauses
+
+
+@Language.factory("ctglip_report_clauses", default_config={"lexicon_dir": ""})
+def make_report_clauses(nlp: Language, name: str, *, lexicon_dir: str) -> ReportClauses:
+    return ReportClauses(load_lexicon(Path(lexicon_dir) if lexicon_dir else None))
