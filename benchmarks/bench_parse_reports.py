@@ -6,9 +6,14 @@ which mixes chest and abdominal CT phrasing. Figures printed:
 * ctglip parser, one process (``ReportParser.parse`` per report)
 * baseline: ``spacy.blank("en")`` tokenizer + sentencizer + one PhraseMatcher holding the same organ
   and abnormality terms, over the same reports (``nlp.pipe``), and the ratio ctglip / baseline
+* where the parser's time goes: CPU milliseconds per report for the tokenizer, each pipeline component
+  (sections, terms, sentences, clause split, negation, hedging, grounding), the parser's own bookkeeping,
+  and the stage's reading and writing (CSV in; parquet, JSON, CSV and PNG out)
 * the whole stage (CSV in, parquet/JSON/CSV/PNG out) with ``--workers 1`` and ``--workers N``
 
-Usage: ``python benchmarks/bench_parse_reports.py [--reports 2000] [--workers 2]``
+The parser is timed as the stage runs it: inside ``static_heap_frozen`` (see ``stages/parse_reports/heap.py``).
+
+Usage: ``python benchmarks/bench_parse_reports.py [--reports 2000] [--workers 2] [--repeats 3]``
 """
 from __future__ import annotations
 
@@ -27,8 +32,13 @@ from spacy.matcher import PhraseMatcher
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.parse_reports import ParseReportsConfig, ReportParser, run  # noqa: E402
+from stages.parse_reports import ParseReportsConfig, ReportParser, io, run  # noqa: E402
+from stages.parse_reports.heap import static_heap_frozen  # noqa: E402
 from stages.parse_reports.lexicon import load_lexicon  # noqa: E402
+from stages.parse_reports.parser import split_long_text  # noqa: E402
+from stages.parse_reports.plots import plot_summary  # noqa: E402
+from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION  # noqa: E402
+from stages.parse_reports.stage import build_dictionary, parse_record  # noqa: E402
 
 DEV_SET = ROOT / "tests" / "data" / "report_dev_set.jsonl"
 TARGET_WORDS = 190
@@ -66,10 +76,58 @@ def timed(work) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def component_profile(report_parser: ReportParser, reports: list[str]) -> dict[str, float]:
+    """CPU seconds per step over all reports: tokenizer, each component, collecting the organ results."""
+    seconds: dict[str, float] = {"tokenizer": 0.0, **{name: 0.0 for name in report_parser.nlp.pipe_names},
+                                 "parser: collect organ results": 0.0}
+    with static_heap_frozen():
+        for report in reports:
+            organs, certain, unassigned = {}, {}, []
+            for piece in split_long_text(report):
+                started = time.process_time()
+                doc = report_parser.nlp.make_doc(piece)
+                doc.user_data[INITIAL_SECTION], doc.user_data[COLUMN_TEXT] = "findings", True
+                seconds["tokenizer"] += time.process_time() - started
+                for name, component in report_parser.nlp.pipeline:
+                    started = time.process_time()
+                    doc = component(doc)
+                    seconds[name] += time.process_time() - started
+                started = time.process_time()
+                report_parser._collect(doc, organs, certain, unassigned)
+                seconds["parser: collect organ results"] += time.process_time() - started
+    return seconds
+
+
+def io_profile(report_parser: ReportParser, reports: list[str], folder: Path) -> dict[str, float]:
+    """CPU seconds of the stage's reading (CSV -> records) and writing (parquet, JSON, CSV, PNG)."""
+    table_path = folder / "profile.csv"
+    pd.DataFrame({"scan_id": [f"r{i:06d}" for i in range(len(reports))], "findings": reports}).to_csv(
+        table_path, index=False)
+    loaded: list = []
+
+    def read() -> None:
+        table = io.read_table(table_path)
+        loaded.extend(io.load_reports(table_path, io.resolve_columns(table, table_path), table)[0])
+    read_seconds = timed(read)[1]
+    with static_heap_frozen():
+        outcomes = [parse_record(report_parser, record) for record in loaded]
+    rows = [row for outcome in outcomes for row in outcome.rows]
+    unassigned = [row for outcome in outcomes for row in outcome.unassigned]
+    out = folder / "profile_out"
+    out.mkdir()
+
+    def write() -> None:
+        dictionary = build_dictionary(rows)
+        io.write_organ_texts(out, rows), io.write_dictionary(out, dictionary), io.write_unassigned(out, unassigned)
+        plot_summary(out / io.PLOT, dictionary, rows)
+    return {"stage: read reports table": read_seconds, "stage: write outputs and plot": timed(write)[1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of parser and baseline; the best counts")
     args = parser.parse_args()
     reports = make_reports(args.reports)
     words = sum(len(r.split()) for r in reports) / len(reports)
@@ -78,10 +136,17 @@ def main() -> None:
 
     report_parser = ReportParser()
     report_parser.parse(findings=reports[0])
-    ctglip = timed(lambda: [report_parser.parse(findings=report) for report in reports])
     nlp, matcher = baseline_pipeline()
     found: list[int] = []
-    baseline = timed(lambda: found.extend(len(matcher(doc)) + sum(1 for _ in doc.sents) for doc in nlp.pipe(reports)))
+    ctglip_runs, baseline_runs = [], []
+    for _ in range(args.repeats):  # interleaved, best of each: the machine may be shared
+        with static_heap_frozen():
+            ctglip_runs.append(timed(lambda: [report_parser.parse(findings=report) for report in reports]))
+        found.clear()
+        baseline_runs.append(timed(lambda: found.extend(len(matcher(doc)) + sum(1 for _ in doc.sents)
+                                                        for doc in nlp.pipe(reports))))
+    ctglip = (min(run[0] for run in ctglip_runs), min(run[1] for run in ctglip_runs))
+    baseline = (min(run[0] for run in baseline_runs), min(run[1] for run in baseline_runs))
     ctglip_rate, baseline_rate = (len(reports) / ctglip[0], len(reports) / ctglip[1]), \
         (len(reports) / baseline[0], len(reports) / baseline[1])
     print(f"ctglip parser, 1 process:                  {ctglip_rate[0]:8.1f}  ({ctglip_rate[1]:.1f})")
@@ -94,6 +159,12 @@ def main() -> None:
           f"per CPU-second {ctglip_rate[1]:.0f} ({verdicts[1]}; what one free core gives)")
 
     with tempfile.TemporaryDirectory() as folder:
+        profile = {**component_profile(report_parser, reports), **io_profile(report_parser, reports, Path(folder))}
+        total = sum(profile.values())
+        print(f"\nwhere the time goes (CPU ms per report; {total / len(reports) * 1000:.2f} ms in all):")
+        for name, seconds in profile.items():
+            print(f"  {name:<38} {seconds / len(reports) * 1000:7.3f}  {seconds / total:6.1%}")
+        print()
         table = Path(folder) / "reports.csv"
         pd.DataFrame({"scan_id": [f"r{i:06d}" for i in range(len(reports))], "findings": reports}).to_csv(
             table, index=False)

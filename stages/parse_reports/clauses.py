@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy
 from spacy.attrs import SENT_START
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 from stages.parse_reports.sentences import set_sentence_starts
-from stages.parse_reports.tokens import token_view
+from stages.parse_reports.tokens import plain_spans, store_spans, token_view
 
 
 class ReportClauses:
@@ -27,12 +27,12 @@ class ReportClauses:
 
     def __call__(self, doc: Doc) -> Doc:
         features = _TokenFeatures(doc, self.lexicon)
-        clauses = [Span(doc, start, end, label=sentence.label_) for sentence in doc.spans["sentences"]
-                   for start, end in features.split_clauses(sentence.start, sentence.end)]
+        clauses = [(start, end, section) for sentence_start, sentence_end, section in plain_spans(doc, "sentences")
+                   for start, end in features.split_clauses(sentence_start, sentence_end)]
         if len(doc):
             starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist()
-            set_sentence_starts(doc, starts + [clause.start for clause in clauses])
-        doc.spans["clauses"] = clauses
+            set_sentence_starts(doc, starts + [start for start, _, _ in clauses])
+        store_spans(doc, "clauses", clauses)
         return doc
 
 
@@ -42,18 +42,15 @@ class _TokenFeatures:
     def __init__(self, doc: Doc, lexicon: Lexicon):
         self.lexicon = lexicon
         self.tokens = token_view(doc)
-        self.organ_ref = set()
-        for span in doc.spans["organs"]:
-            self.organ_ref.add(span.start)
-        for span in doc.spans["sides"]:
-            self.organ_ref.add(span.start)
+        self.organ_ref = {start for start, _, _ in plain_spans(doc, "organs")}
+        self.organ_ref.update(start for start, _, _ in plain_spans(doc, "sides"))
         self.finding = set()
         in_finding = set()
-        for span in doc.spans["findings"]:
-            self.finding.add(span.start)
-            in_finding.update(range(span.start, span.end))
-            if lexicon.findings[span.kb_id_].organs:
-                self.organ_ref.add(span.start)
+        for start, end, key in plain_spans(doc, "findings"):
+            self.finding.add(start)
+            in_finding.update(range(start, end))
+            if lexicon.findings[key].organs:
+                self.organ_ref.add(start)
         self.predicate = {i for i, word in enumerate(self.tokens.lower)
                           if word in lexicon.predicates and i not in in_finding}
 

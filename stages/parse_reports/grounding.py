@@ -22,11 +22,13 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from typing import NamedTuple
+
 from spacy.tokens import Doc, Span
 
 from stages.common.anatomy import organ_units
 from stages.parse_reports.lexicon import FindingEntry, Lexicon, OrganTerm
-from stages.parse_reports.tokens import token_view
+from stages.parse_reports.tokens import plain_spans, token_view
 
 BACKWARD_SIDE_WINDOW = 4
 FORWARD_SIDE_WINDOW = 8
@@ -37,6 +39,14 @@ INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
 PUNCT_COST = 5
 HEADING_MARKS = {":", "-", "–"}
 LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
+
+
+class _Piece(NamedTuple):
+    """A sentence or clause: token bounds and its section."""
+
+    start: int
+    end: int
+    label: str
 
 
 @dataclass(frozen=True)
@@ -110,10 +120,10 @@ class _ClauseGrounder:
                                          self._negated(span), bool(span._.hedged)) for span in doc.spans["findings"]),
                                key=lambda finding: finding.start)
         self.units = organ_units()
-        self.sides_at = {i: span.label_ for span in doc.spans["sides"] for i in range(span.start, span.end)}
-        self.mentions = sorted((_Mention(span.start, span.end, lexicon.organ_terms[int(span.kb_id_)],
-                                         _organ_keys(lexicon.organ_terms[int(span.kb_id_)]))
-                                for span in doc.spans["organs"]), key=lambda m: m.start)
+        self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
+        self.mentions = sorted((_Mention(start, end, lexicon.organ_terms[int(index)],
+                                         _organ_keys(lexicon.organ_terms[int(index)]))
+                                for start, end, index in plain_spans(doc, "organs")), key=lambda m: m.start)
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
         self.mention_starts = [m.start for m in self.mentions]
         self.finding_starts = [f.start for f in self.findings]
@@ -188,7 +198,7 @@ class _ClauseGrounder:
         lower, norm = self.tokens.lower[mention.end - 1], self.tokens.norm[mention.end - 1]
         return lower != norm or (lower.endswith("s") and lower[:-1] in self.term_texts)
 
-    def _resolve(self, mentions: list[_Mention], clause: Span) -> None:
+    def _resolve(self, mentions: list[_Mention], clause: _Piece) -> None:
         for index in range(len(mentions) - 1, -1, -1):
             mention = mentions[index]
             if mention.term.units:
@@ -276,7 +286,7 @@ class _ClauseGrounder:
         punct = sum(1 for i in gap if self.tokens.punct[i] and self.tokens.text[i] not in "-/")
         return len(gap) + PUNCT_COST * punct, after
 
-    def _finding_sides(self, finding: _Finding, clause: Span) -> set[str]:
+    def _finding_sides(self, finding: _Finding, clause: _Piece) -> set[str]:
         if finding.sides is None:
             sides = self._backward_sides(finding.start, clause.start, frozenset())
             finding.sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
@@ -289,7 +299,7 @@ class _ClauseGrounder:
         return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
 
     def _implied(self, ent: _Finding, entry: FindingEntry, mentions: list[_Mention], context: list[_Mention],
-                 clause: Span) -> tuple[str, ...]:
+                 clause: _Piece) -> tuple[str, ...]:
         """Units of a finding that names its organ; sides from the clause, then the sentence, then itself."""
         units: list[str] = []
         own_sides = _side_set(self._finding_sides(ent, clause))
@@ -303,7 +313,7 @@ class _ClauseGrounder:
         return tuple(dict.fromkeys(units))
 
     def _place(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], implied: list[str],
-               clause: Span) -> _Placement:
+               clause: _Piece) -> _Placement:
         if groups:
             index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i]))
             units = [u for m in groups[index] for u in m.units]
@@ -323,7 +333,7 @@ class _ClauseGrounder:
             return _Placement(())
         return _Placement(self.lexicon.resolve_targets(entry.fallback, _side_set(own)))
 
-    def ground(self, clause: Span, sentence: int, context: list[_Mention],
+    def ground(self, clause: _Piece, sentence: int, context: list[_Mention],
                carried: list[_Mention]) -> tuple[ClauseResult, list[_Mention]]:
         """Ground one clause.
 
@@ -340,7 +350,7 @@ class _ClauseGrounder:
         if not mentions and carried and not any(entry.organs for entry in entries):
             mentions = carried
         self._update_heading(clause, mentions)
-        result = ClauseResult(sentence=sentence, section=clause.label_, text="")
+        result = ClauseResult(sentence=sentence, section=clause.label, text="")
         if not mentions and not findings and not self.heading:
             return result, mentions
         for mention in mentions:
@@ -391,7 +401,7 @@ class _ClauseGrounder:
                     if side and side not in sides and not result.units.get(unit):
                         result.units.pop(unit, None)
 
-    def _ellipsis(self, clause: Span, context: list[_Mention]) -> list[_Mention]:
+    def _ellipsis(self, clause: _Piece, context: list[_Mention]) -> list[_Mention]:
         sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
         if not sides:
             return []
@@ -399,7 +409,7 @@ class _ClauseGrounder:
         units = self.lexicon.resolve_targets((base.term.base,), _side_set(sides))
         return [_Mention(clause.start, clause.start, base.term, base.keys, units, "before")]
 
-    def _update_heading(self, clause: Span, mentions: list[_Mention]) -> None:
+    def _update_heading(self, clause: _Piece, mentions: list[_Mention]) -> None:
         if not mentions or mentions[0].start != clause.start or mentions[0].end <= clause.start:
             return
         first_group = self._groups(mentions)[0]
@@ -411,7 +421,7 @@ class _ClauseGrounder:
         self.heading = ()
 
 
-def _inside(items: list, starts: list[int], clause: Span) -> list:
+def _inside(items: list, starts: list[int], clause: _Piece) -> list:
     """The items (sorted by start) lying inside the clause."""
     first, last = bisect_left(starts, clause.start), bisect_left(starts, clause.end)
     return [item for item in items[first:last] if item.end <= clause.end]
@@ -442,10 +452,10 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
     """Ground every clause of the report sections (FINDINGS, IMPRESSION) to organ units."""
     grounder = _ClauseGrounder(doc, lexicon)
     tokens = grounder.tokens
-    sentences = list(doc.spans["sentences"])
+    sentences = [_Piece(*bounds) for bounds in plain_spans(doc, "sentences")]
     results: list[ClauseResult] = []
     sentence_index, previous, last, carried, section = -1, [], [], [], None
-    for clause in doc.spans["clauses"]:
+    for clause in map(_Piece._make, plain_spans(doc, "clauses")):
         while sentence_index + 1 < len(sentences) and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
@@ -454,9 +464,9 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
             gap_start = sentences[sentence_index - 1].end if sentence_index else 0
             breaks = sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[sentence_index].start)
                          if tokens.space[i])
-            if breaks > 1 or clause.label_ != section:
+            if breaks > 1 or clause.label != section:
                 grounder.reset_heading()
-        section = clause.label_
+        section = clause.label
         if section not in lexicon.report_sections:
             continue
         result, last = grounder.ground(clause, sentence_index, previous, carried)

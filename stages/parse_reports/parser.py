@@ -18,6 +18,7 @@ from stages.parse_reports.grounding import tidy_text
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION
+from stages.parse_reports.tokens import plain_spans
 
 CHUNK_CHARS = 20_000
 
@@ -131,12 +132,12 @@ class ReportParser:
                     _add_finding(report, certain.setdefault(unit, set()), finding.phrase, finding.negated,
                                  finding.hedged)
         counted = 0
-        for index, sentence in enumerate(doc.spans["sentences"]):
-            if sentence.label_ not in self.lexicon.report_sections:
+        for index, (start, end, section) in enumerate(plain_spans(doc, "sentences")):
+            if section not in self.lexicon.report_sections:
                 continue
             counted += 1
             if index not in grounded:
-                unassigned.append(UnassignedSentence(section=sentence.label_, text=tidy_text(doc, sentence.start, sentence.end),
+                unassigned.append(UnassignedSentence(section=section, text=tidy_text(doc, start, end),
                                                      abnormalities=list(dict.fromkeys(unplaced.get(index, [])))))
         return counted
 

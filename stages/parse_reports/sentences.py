@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy
 from spacy.attrs import SENT_START
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 from stages.parse_reports.sections import SENTENCE_END
-from stages.parse_reports.tokens import TokenView, token_view
+from stages.parse_reports.tokens import TokenView, store_spans, token_view
 
 
 def set_sentence_starts(doc: Doc, starts: list[int]) -> None:
@@ -90,9 +90,9 @@ class ReportSentences:
                 continue
             index = bisect_right(section_starts, start) - 1
             label = sections[index][2] if index >= 0 and start < sections[index][1] else "findings"
-            sentences.append(Span(doc, start, end, label=label))
+            sentences.append((start, end, label))
         set_sentence_starts(doc, starts)
-        doc.spans["sentences"] = sentences
+        store_spans(doc, "sentences", sentences)
         return doc
 
 

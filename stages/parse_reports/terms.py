@@ -7,14 +7,14 @@ One ``PhraseMatcher`` on token norms (so plurals and British spellings match) ->
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
-from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
-from stages.parse_reports.tokens import token_view
+from stages.parse_reports.tokens import store_spans, token_view
 
 MODIFIER_WINDOW = 8
 COORDINATORS = {"and", "or", "/"}
@@ -54,44 +54,45 @@ class ReportTerms:
         for match_id, start, end in self.matcher(doc):
             kind, payload = self.kinds[match_id]
             if kind == "ORGAN":
-                organs.append(Span(doc, start, end, label="ORGAN", kb_id=payload))
+                organs.append((start, end, payload))
             elif kind == "FINDING":
-                findings.append(Span(doc, start, end, label="FINDING", kb_id=payload))
+                findings.append((start, end, payload))
             elif kind == "SIDE":
-                sides.append(Span(doc, start, end, label=payload))
+                sides.append((start, end, payload))
             else:
-                blocked.append(Span(doc, start, end, label="BLOCKED"))
-        findings = filter_spans(findings)
-        covered = {i for span in findings for i in range(span.start, span.end)}
-        organs = [span for span in filter_spans(organs + blocked)
-                  if span.label_ == "ORGAN" and not covered.issuperset(range(span.start, span.end))]
-        organ_tokens = {i for span in organs for i in range(span.start, span.end)}
-        sides = [span for span in sides if span.start not in organ_tokens and span.start not in covered]
-        word_tokens = organ_tokens | {i for span in sides for i in range(span.start, span.end)}
-        doc.spans["findings"] = self._join_described(doc, findings, word_tokens)
-        doc.spans["organs"] = organs
-        doc.spans["sides"] = sides
+                blocked.append((start, end, None))
+        findings = longest_first(findings)
+        covered = {i for start, end, _ in findings for i in range(start, end)}
+        organs = [(start, end, index) for start, end, index in longest_first(organs + blocked)
+                  if index is not None and not covered.issuperset(range(start, end))]
+        organ_tokens = {i for start, end, _ in organs for i in range(start, end)}
+        sides = [side for side in sides if side[0] not in organ_tokens and side[0] not in covered]
+        word_tokens = organ_tokens | {i for start, end, _ in sides for i in range(start, end)}
+        store_spans(doc, "findings", self._join_described(doc, findings, word_tokens), kb_label="FINDING")
+        store_spans(doc, "organs", organs, kb_label="ORGAN")
+        store_spans(doc, "sides", sides)
         return doc
 
-    def _join_described(self, doc: Doc, findings: list[Span], word_tokens: set[int]) -> list[Span]:
+    def _join_described(self, doc: Doc, findings: list[tuple[int, int, str]],
+                        word_tokens: set[int]) -> list[tuple[int, int, str]]:
         """One finding for a describing finding and the finding it describes ("hypodense" + "focal lesion").
 
         Only modifiers, sizes, side and organ words may stand between them ("hypodense right renal lesion");
         the organ and side words keep grounding the joined finding.
         """
         entries = self.lexicon.findings
-        joined: list[Span] = []
+        joined: list[tuple[int, int, str]] = []
         index = 0
         while index < len(findings):
-            span = findings[index]
+            start, end, key = findings[index]
             following = findings[index + 1] if index + 1 < len(findings) else None
-            whole = entries[span.kb_id_].heads.get(following.kb_id_) if following is not None else None
-            if whole and following.start - span.end <= MODIFIER_WINDOW and self._modifiers_only(
-                    doc, span.end, following.start, word_tokens):
-                joined.append(Span(doc, span.start, following.end, label="FINDING", kb_id=whole))
+            whole = entries[key].heads.get(following[2]) if following is not None else None
+            if whole and following[0] - end <= MODIFIER_WINDOW and self._modifiers_only(
+                    doc, end, following[0], word_tokens):
+                joined.append((start, following[1], whole))
                 index += 2
                 continue
-            joined.append(span)
+            joined.append((start, end, key))
             index += 1
         return joined
 
@@ -107,3 +108,13 @@ class ReportTerms:
 @Language.factory("ctglip_report_terms", default_config={"lexicon_dir": ""})
 def make_report_terms(nlp: Language, name: str, *, lexicon_dir: str) -> ReportTerms:
     return ReportTerms(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else None))
+
+
+def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
+    """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples."""
+    kept, seen = [], set()
+    for match in sorted(matches, key=lambda m: (m[1] - m[0], -m[0]), reverse=True):
+        if match[0] not in seen and match[1] - 1 not in seen:
+            kept.append(match)
+            seen.update(range(match[0], match[1]))
+    return sorted(kept, key=lambda m: m[0])

@@ -1,19 +1,22 @@
-"""Plain-Python copies of the token attributes the rule components read again and again.
+"""Plain-Python copies of the token attributes and spans the rule components read again and again.
 
 Indexing a spaCy ``Doc`` creates a ``Token`` object per access; the clause and grounding rules look
 at neighbouring tokens many times, so they read these lists instead (computed once per Doc). The
 lists come from one ``Doc.to_array`` call and a per-vocabulary table of word attributes, so building
-them never creates a ``Token`` either (a report repeats few distinct words).
+them never creates a ``Token`` either (a report repeats few distinct words). Likewise the components
+keep the spans they write as ``(start, end, value)`` tuples beside ``doc.spans`` (a ``Span`` object is
+created on every read of a span group).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from spacy.attrs import NORM, ORTH, SPACY
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
 VIEW_KEY = "ctglip_token_view"
+SPANS_KEY = "ctglip_plain_spans"
 _WORDS: dict[int, tuple[Vocab, dict[int, tuple[str, str, bool, bool, bool, bool]]]] = {}
 
 
@@ -58,3 +61,23 @@ def token_view(doc: Doc) -> TokenView:
                      alpha=alpha, like_num=like_num, whitespace=[" " if spaced else "" for _, _, spaced in rows])
     doc.user_data[VIEW_KEY] = view
     return view
+
+
+def store_spans(doc: Doc, key: str, items: list[tuple[int, int, str]], kb_label: str | None = None) -> None:
+    """Write ``doc.spans[key]`` from ``(start, end, value)`` and keep the tuples for the rule components.
+
+    ``value`` is each span's label, or its ``kb_id`` when ``kb_label`` gives the one label of the group.
+    """
+    if kb_label is None:
+        doc.spans[key] = [Span(doc, start, end, label=value) for start, end, value in items]
+    else:
+        doc.spans[key] = [Span(doc, start, end, label=kb_label, kb_id=value) for start, end, value in items]
+    doc.user_data.setdefault(SPANS_KEY, {})[key] = list(items)
+
+
+def plain_spans(doc: Doc, key: str) -> list[tuple[int, int, str]]:
+    """``(start, end, kb_id or label)`` of ``doc.spans[key]``, without creating a Span where a component kept them."""
+    cached = doc.user_data.get(SPANS_KEY, {}).get(key)
+    if cached is None:
+        cached = [(span.start, span.end, span.kb_id_ or span.label_) for span in doc.spans[key]]
+    return cached
