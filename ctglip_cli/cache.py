@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from ctglip_cli.common import HU_CHECK_HELP, fail_fast, finish, rich_progress
+from ctglip_cli.common import HU_CHECK_HELP, console, fail_fast, finish, rich_progress
 from stages.cache import CacheConfig, PreprocessConfig, parse_window, run
 from stages.cache.config import DEFAULT_NORMAL_TEMPLATE
 from stages.common.text_encoder import DEFAULT_ENCODER_ID
+from stages.segment.config import parse_shard
 
 
 def command(
@@ -32,6 +33,9 @@ def command(
     workers: Annotated[int, typer.Option(help="Scans processed in parallel (one scan in memory each).")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Rebuild scans already cached (or a cache of another config).")] = False,
     hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
+    shard: Annotated[str, typer.Option(help="K/N: build only every N-th scan's crops from the K-th (N machines "
+                                       "share the folder); then rerun without --shard to write the index and "
+                                       "text embeddings.")] = "1/1",
 ) -> None:
     """Turn scans, masks and parsed reports into organ crop / text samples for pretraining."""
     def build() -> CacheConfig:
@@ -40,9 +44,12 @@ def command(
         return CacheConfig(ct_dir=ct_dir, masks_dir=masks_dir, reports_dir=reports_dir, out_dir=output,
                            preprocess=preprocess, text_encoder=text_encoder, normal_template=normal_template,
                            image_dtype=image_dtype, include_volume=volume, workers=workers, overwrite=overwrite,
-                           hu_check=hu_check)
+                           hu_check=hu_check, shard=parse_shard(shard))
 
     config = fail_fast(build)
     with rich_progress() as progress:
         result = fail_fast(lambda: run(config, progress))
+    if config.shard[1] > 1:
+        console.print(f"shard {config.shard[0]}/{config.shard[1]}: crops written; once every shard is done, run the "
+                      "same command without --shard to write the index and text embeddings")
     finish(result)

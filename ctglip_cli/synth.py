@@ -23,12 +23,15 @@ def command(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier synth dataset in the folder.")] = False,
     preview: Annotated[bool, typer.Option(help="Write examples.png and prevalence.png.")] = True,
+    layout: Annotated[str, typer.Option(help="ctglip, or ctrate: also dataset/ shaped like CT-RATE (nested "
+                                        "VolumeName folders of stored values, reports, wide labels, metadata CSVs); "
+                                        "scan ids become train_<n>_a_1.")] = "ctglip",
 ) -> None:
     """Generate a synthetic CT + report benchmark with known ground truth."""
     config = fail_fast(lambda: SynthConfig(
         out_dir=output, n_scans=n_scans, seed=seed, shape=parse_triple(shape, "--shape", int),
         spacing=parse_triple(spacing, "--spacing", float), prevalence=prevalence, omit_fraction=omit_fraction,
-        workers=workers, overwrite=overwrite, preview=preview))
+        workers=workers, overwrite=overwrite, preview=preview, layout=layout))
     with rich_progress() as progress:
         result = fail_fast(lambda: run(config, progress))
     finish(result)

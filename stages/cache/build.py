@@ -71,15 +71,24 @@ def _plan(config: CacheConfig) -> tuple[list[tuple[str, Path, Path]], list[ItemS
 
 
 def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageResult:
-    """Build (or resume) the cache in ``config.out_dir``."""
+    """Build (or resume) the cache in ``config.out_dir``.
+
+    With ``shard=(k, n)``, n > 1, only every n-th scan's shard is built (n machines can share one
+    folder, e.g. a SLURM array); the index, texts and embeddings are written by a final run
+    without ``shard``, which skips the scans already cached (the merge step).
+    """
     progress = progress or SilentProgress()
     out_dir = Path(config.out_dir)
     from stages.parse_reports.io import read_abnormality_dictionary, read_organ_texts
 
     todo, items = _plan(config)
+    k, n = config.shard
+    if n > 1:
+        todo = [entry for index, entry in enumerate(sorted(todo)) if index % n == k - 1]
+        items = items if k == 1 else []
     organ_texts = read_organ_texts(config.reports_dir)
     dictionary = read_abnormality_dictionary(config.reports_dir)
-    encoder = TextEncoder.load(config.text_encoder)
+    encoder = TextEncoder.load(config.text_encoder) if n == 1 else None
     out_dir.mkdir(parents=True, exist_ok=True)
     io.claim_content_config(out_dir, config.content_config(), config.overwrite)
 
@@ -96,6 +105,8 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
         failures += bool(error)
         items.append(ItemStatus(scan_id, "failed" if error else "ok", error, seconds))
         progress.advance(failed=failures)
+    if encoder is None:  # a shard run: the merge run writes the tables
+        return StageResult("cache", out_dir, sorted(items, key=lambda i: i.item_id))
 
     done = sorted(i.item_id for i in items if i.status in ("ok", "skipped"))
     index, texts, vocab = _assemble(out_dir, done, organ_texts, dictionary, config)

@@ -31,6 +31,7 @@ class CacheConfig:
     workers: int = 1
     overwrite: bool = False
     hu_check: str = "error"  # what to do with a CT not in HU: error, warn, off (not part of the content)
+    shard: tuple[int, int] = (1, 1)  # (k, n): build every n-th scan's shard from the k-th; n = 1 also merges
 
     def __post_init__(self) -> None:
         if self.image_dtype not in IMAGE_DTYPES:
@@ -39,6 +40,12 @@ class CacheConfig:
             raise ValueError("the normal template must contain {organ} or {Organ}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        k, n = self.shard
+        if not (1 <= k <= n):
+            raise ValueError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+        if n > 1 and self.overwrite:
+            raise ValueError("--overwrite cannot be combined with --shard (shards would delete each other's "
+                             "work): rebuild with one process, or delete the folder first")
         if self.hu_check not in HU_CHECK_MODES:
             raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENERATOR_VERSION = "1"
+LAYOUTS = ("ctglip", "ctrate")  # ctrate: also the CT-RATE-shaped folder of stages/synth/ctrate.py
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class SynthConfig:
     workers: int = 1
     overwrite: bool = False
     preview: bool = True
+    layout: str = "ctglip"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -48,13 +50,16 @@ class SynthConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.workers < 1:
             raise ValueError(f"--workers must be at least 1, got {self.workers}")
 
     def content_fields(self) -> dict[str, object]:
         """The fields that decide the generated files (not where or how fast)."""
-        return {"generator_version": GENERATOR_VERSION, "seed": self.seed, "shape": list(self.shape),
-                "spacing": list(self.spacing), "prevalence": self.prevalence, "omit_fraction": self.omit_fraction}
+        fields = {"generator_version": GENERATOR_VERSION, "seed": self.seed, "shape": list(self.shape),
+                  "spacing": list(self.spacing), "prevalence": self.prevalence, "omit_fraction": self.omit_fraction}
+        return {**fields, "layout": self.layout} if self.layout != "ctglip" else fields
 
 
 def parse_triple(text: str, option: str, kind: type) -> tuple:

@@ -48,6 +48,15 @@ def scan_id_for(seed: int, index: int) -> str:
     return validate_scan_id(f"synth_s{seed}_{index:04d}")
 
 
+def scan_id_of(config: SynthConfig, index: int) -> str:
+    """The id of scan ``index``: ``synth_s<seed>_<index>``, or CT-RATE's ``train_<n>_a_1`` with that layout."""
+    if config.layout == "ctrate":
+        from stages.synth.ctrate import volume_id
+
+        return volume_id(index)
+    return scan_id_for(config.seed, index)
+
+
 def _stream(seed: int, index: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, purpose)))
 
@@ -143,5 +152,5 @@ def generate_scan(config: SynthConfig, index: int, without: Iterable[tuple[str, 
     affine = np.diag([*grid.spacing, 1.0])
     affine[:3, 3] = [float(axis[0]) for axis in grid.axes]
     ct = _finish_image(canvas.hu, grid.spacing, _stream(seed, index, NOISE))
-    return SynthScan(scan_id=scan_id_for(seed, index), ct=ct, mask=canvas.label, affine=affine, truth=truth,
+    return SynthScan(scan_id=scan_id_of(config, index), ct=ct, mask=canvas.label, affine=affine, truth=truth,
                      findings=findings, report=report)

@@ -6,6 +6,7 @@ the scans that were written. Nothing depends on the number of workers or on scan
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,7 +20,8 @@ from stages.common.manifest import (MANIFEST_NAME, ItemStatus, StageResult, conf
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.synth import io
 from stages.synth.config import GENERATOR_VERSION, SynthConfig
-from stages.synth.generate import SynthScan, generate_scan, scan_id_for
+from stages.synth import ctrate
+from stages.synth.generate import SynthScan, generate_scan, scan_id_of
 from stages.synth.labelspace import finding_keys, label_space
 from stages.synth.plots import plot_examples, plot_prevalence
 
@@ -43,11 +45,13 @@ def _display_slices(scan: SynthScan) -> dict[str, Any]:
 def make_scan(config: SynthConfig, index: int) -> dict[str, Any]:
     """Generate and write one scan; returns its report, label rows and status (never raises)."""
     started = time.perf_counter()
-    scan_id = scan_id_for(config.seed, index)
+    scan_id = scan_id_of(config, index)
     try:
         scan = generate_scan(config, index)
         io.write_ct(io.ct_path(config.out_dir, scan.scan_id), scan.ct, scan.affine)
         io.write_mask(io.mask_path(config.out_dir, scan.scan_id), scan.mask, scan.affine)
+        if config.layout == "ctrate":
+            ctrate.write_stored_volume(config.out_dir, scan.scan_id, scan.ct, scan.affine)
     except Exception as error:  # one bad scan must not stop the batch; the reason goes to the manifest
         detail = traceback.format_exception_only(type(error), error)[-1].strip()
         return {"index": index, "scan_id": scan_id, "status": "failed", "error": detail,
@@ -59,11 +63,12 @@ def make_scan(config: SynthConfig, index: int) -> dict[str, Any]:
                    for (organ, phrase), present in scan.truth.items()],
         "reported": [list(key) for key in scan.report.reported],
         "preview": _display_slices(scan) if config.preview and index < PREVIEW_SCANS else None,
+        "ctrate_metadata": ctrate.metadata_row(scan_id, scan.ct.shape, config.spacing),
     }
 
 
 OUTPUT_NAMES = frozenset({io.CT_DIR, io.MASK_DIR, io.REPORTS_CSV, io.LABELS_CSV, io.ABNORMALITIES_JSON,
-                          EXAMPLES_PNG, PREVALENCE_PNG, MANIFEST_NAME})
+                          EXAMPLES_PNG, PREVALENCE_PNG, MANIFEST_NAME, ctrate.DATASET_DIR})
 
 
 def _prepare_output(config: SynthConfig) -> None:
@@ -88,8 +93,9 @@ def _prepare_output(config: SynthConfig) -> None:
                               "to replace it or choose another folder")
     for folder in (out / io.CT_DIR, out / io.MASK_DIR):
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-            if path.is_file() and path.name.lstrip(".").startswith("synth_s"):
+            if path.is_file() and path.name.lstrip(".").startswith(("synth_s", f"{ctrate.SPLIT}_")):
                 path.unlink()
+    shutil.rmtree(out / ctrate.DATASET_DIR, ignore_errors=True)
     for path in out.iterdir():
         if path.is_file():
             path.unlink()
@@ -144,6 +150,8 @@ def run(config: SynthConfig, progress: ProgressReporter | None = None) -> StageR
     io.write_reports(config.out_dir / io.REPORTS_CSV, [record["report"] for record in written])
     io.write_labels(config.out_dir / io.LABELS_CSV, [row for record in written for row in record["labels"]])
     io.write_abnormalities(config.out_dir / io.ABNORMALITIES_JSON, space, GENERATOR_VERSION)
+    if config.layout == "ctrate":
+        ctrate.write_tables(config.out_dir, written)
     prevalence = _prevalence(written)
     if config.preview and written:
         plot_prevalence(config.out_dir / PREVALENCE_PNG, prevalence)
