@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from stages.cache import CacheConfig, PreprocessConfig, organ_samples, preprocess_scan
+from stages.cache import CacheConfig, organ_samples, preprocess_scan
 from stages.cache import run as build_cache
 from stages.common.ids import find_nifti_files, scan_id_from_path
 from stages.common.manifest import read_manifest
@@ -56,9 +56,9 @@ def make_data(work: Path, scans: int, preset: str) -> tuple[Path, Path, Path]:
 
 def preprocessing_seconds(checkpoint: Path, ct_dir: Path, masks_dir: Path) -> list[float]:
     """Per scan: NIfTI load + RAS + window + crops of the organs zeroshot scores."""
-    _, config = load_checkpoint(checkpoint)
-    preprocess = PreprocessConfig.from_dict(config["cache"]["preprocess"])
-    organs = set(config["organ_vocab"]) | set(config.get("abnormality_dictionary", {}))
+    config = load_checkpoint(checkpoint)[1].config
+    preprocess = config.cache.preprocess
+    organs = set(config.organ_vocab) | set(config.abnormality_dictionary)
     masks = read_masks_dir(masks_dir)
     seconds = []
     for ct in find_nifti_files(ct_dir):

@@ -7,6 +7,7 @@ and a 2-process gloo run whose first loss equals the one-process run's.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import socket
 from pathlib import Path
@@ -19,6 +20,7 @@ from stages.cache import load_cache
 from stages.common.manifest import read_manifest
 from stages.pretrain import load_checkpoint, make_config, run
 from stages.pretrain.io import read_metrics_csv
+from stages.pretrain.checkpoint import read_checkpoint
 from stages.pretrain.session import config_differences
 
 FAST = {
@@ -52,7 +54,8 @@ def test_grounded_run_writes_self_contained_checkpoints(tiny_cache_dir, tmp_path
 
     cache = load_cache(tiny_cache_dir)
     checkpoint = torch.load(out / "final.pt", map_location="cpu", weights_only=True)
-    assert checkpoint["format"] == "ctglip.checkpoint/1" and checkpoint["step"] > 0
+    assert checkpoint["format"] == "ctglip.checkpoint/2" and checkpoint["step"] == checkpoint["total_steps"] > 0
+    assert checkpoint["finished"] and checkpoint["epochs_done"] == checkpoint["epochs_planned"] == 2
     config = checkpoint["config"]
     assert config["mode"] == "grounded" and config["model"]["encoder"] == "cnn"
     assert config["model"]["input_size"] == list(cache.preprocess.crop_size)
@@ -63,13 +66,13 @@ def test_grounded_run_writes_self_contained_checkpoints(tiny_cache_dir, tmp_path
     assert config["abnormality_dictionary"] == cache.abnormality_dictionary
     assert json.loads((out / "config.json").read_text()) == config
 
-    model, loaded_config = load_checkpoint(out / "final.pt")
-    assert not model.training and loaded_config == config
+    model, loaded = load_checkpoint(out / "final.pt")
+    assert not model.training and loaded.config.to_dict() == config and loaded.finished
     sample = cache[0]
     image = torch.from_numpy(sample["image"])[None, None]
     mask = torch.from_numpy(sample["mask"])[None, None]
     position = torch.from_numpy(sample["position"])[None]
-    assert model.uses_position and loaded_config["model"]["position_features"]
+    assert model.uses_position and loaded.config.model["position_features"]
     with torch.no_grad():
         embedding = model.encode_image(image, mask, position)
         text = model.encode_text(torch.from_numpy(cache.text_embeddings[:3]))
@@ -119,10 +122,10 @@ def test_run_folder_rules(tiny_cache_dir, tmp_path, fast_config):
         train(tiny_cache_dir, out, fast_config)
     with pytest.raises(ValueError, match="train.lr"):
         train(tiny_cache_dir, out, fast_config, resume=True, lr=0.1)
-    stored = torch.load(out / "last.pt", weights_only=True)["config"]
-    older = {**stored, "train": {k: v for k, v in stored["train"].items() if k != "shift_voxels"}}
+    stored = read_checkpoint(out / "last.pt").config
+    older = replace(stored, train={k: v for k, v in stored.train.items() if k != "shift_voxels"})
     assert config_differences(older, stored) == []  # a setting added later compares as its default
-    assert config_differences(older, {**stored, "train": {**stored["train"], "shift_voxels": 3}}) == [
+    assert config_differences(older, replace(stored, train={**stored.train, "shift_voxels": 3})) == [
         "train.shift_voxels"]
     with pytest.raises(Exception, match="ctglip cache"):
         train(tmp_path / "not_a_cache", tmp_path / "other", fast_config)

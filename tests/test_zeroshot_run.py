@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from ctglip_cli import zeroshot as zeroshot_cli
 from ctglip_cli.main import app
-from stages.cache import PreprocessConfig, organ_samples, preprocess_scan
+from stages.cache import organ_samples, preprocess_scan
 from stages.common.manifest import read_manifest
 from stages.common.text_encoder import TextEncoder
 from stages.pretrain import load_checkpoint, make_config
@@ -67,10 +67,11 @@ def _raw_config(scans: SimpleNamespace, checkpoint: Path, out: Path, **options) 
 
 def _independent_abnormality_score(checkpoint: Path, ct: Path, mask: Path, organ: str, phrase: str) -> float:
     """The score recomputed step by step, outside the stage's code path."""
-    model, config = load_checkpoint(checkpoint)
-    preprocess = PreprocessConfig.from_dict(config["cache"]["preprocess"])
+    model, loaded = load_checkpoint(checkpoint)
+    config = loaded.config
+    preprocess = config.cache.preprocess
     sample = next(s for s in organ_samples(preprocess_scan(ct, mask, preprocess), preprocess) if s.organ == organ)
-    encoder = TextEncoder.load(config["text_encoder"]["id"])
+    encoder = TextEncoder.load(config.text_encoder["id"])
     positive, negative = abnormality_prompts(load_templates(), organ, phrase)
     with torch.no_grad():
         image = model.encode_image(torch.from_numpy(sample.image)[None, None],
@@ -90,12 +91,12 @@ def test_grounded_run_on_raw_nifti(scans, grounded_checkpoint, tmp_path):
                              save_embeddings=True))
     assert result.exit_code == 0 and result.counts()["ok"] == 3
     predictions = read_predictions(out / "predictions.csv")
-    _, checkpoint_config = load_checkpoint(grounded_checkpoint)
+    checkpoint_config = load_checkpoint(grounded_checkpoint)[1].config
     recognition = predictions[predictions.task == "organ_recognition"]
     abnormality = predictions[predictions.task == "abnormality"]
-    assert set(recognition.organ) <= set(checkpoint_config["organ_vocab"])
-    assert set(recognition.predicted_organ) <= set(checkpoint_config["organ_vocab"])
-    assert recognition["rank"].between(1, len(checkpoint_config["organ_vocab"])).all()
+    assert set(recognition.organ) <= set(checkpoint_config.organ_vocab)
+    assert set(recognition.predicted_organ) <= set(checkpoint_config.organ_vocab)
+    assert recognition["rank"].between(1, len(checkpoint_config.organ_vocab)).all()
     assert ((recognition["rank"] == 1) == (recognition.organ == recognition.predicted_organ)).all()
     space = json.loads(scans.abnormalities.read_text())["abnormalities"]
     assert set(zip(abnormality.organ, abnormality.label)) <= {(o, p) for o, ps in space.items() for p in ps}
@@ -242,10 +243,10 @@ def test_real_ct_with_totalsegmentator_mask(shared_example_dir, grounded_checkpo
                                 masks_dir=tmp_path / "masks", save_embeddings=True, **FAST))
     assert result.exit_code == 0, result.failed
     predictions = read_predictions(tmp_path / "out" / "predictions.csv")
-    _, checkpoint_config = load_checkpoint(grounded_checkpoint)
+    checkpoint_config = load_checkpoint(grounded_checkpoint)[1].config
     present = set(np.unique(np.asarray(nib.load(str(shared_example_dir / "example_seg.nii.gz")).dataobj)))
     scored = set(predictions[predictions.task == "organ_recognition"].organ)
-    assert scored and scored <= set(checkpoint_config["organ_vocab"])
+    assert scored and scored <= set(checkpoint_config.organ_vocab)
     assert len(present) > len(scored)  # organs outside the vocabulary and label space are not cropped
     embeddings, index = read_embeddings(tmp_path / "out")
     assert set(index.organ) == set(predictions.organ) and np.isfinite(embeddings).all()

@@ -48,3 +48,17 @@ def write_text_atomic(target: str | Path, text: str) -> None:
 
 def write_json_atomic(target: str | Path, data: Any) -> None:
     write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def remove_stale_temp_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temp files :func:`atomic_path` left for ``names`` in ``folder`` when a write was killed.
+
+    Only call this where no other process writes those files (the caller owns the folder).
+    """
+    stale = []
+    for name in names:
+        suffix = "".join(Path(name).suffixes) or ".tmp"
+        stale += [path for path in folder.glob(f".{name}.*{suffix}") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from stages.pretrain.checkpoint import read_checkpoint
+from stages.pretrain.checkpoint import Checkpoint, CheckpointError, read_checkpoint
 from stages.pretrain.model import CNNEncoder, CTGlipModel, ViTEncoder
 
 PRESET_DIR = Path(__file__).with_name("configs")
@@ -87,13 +87,16 @@ def build_model(model_cfg: dict[str, Any], text_dim: int) -> CTGlipModel:
                        density_bins=int(model_cfg.get("density_bins", _OPTIONAL_KEYS["density_bins"])))
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[CTGlipModel, dict[str, Any]]:
-    """Model (eval mode, on ``device``) and its full config from a ``ctglip pretrain`` checkpoint."""
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[CTGlipModel, Checkpoint]:
+    """Model (eval mode, on ``device``) and the validated checkpoint it came from (config, progress)."""
     checkpoint = read_checkpoint(Path(path), device)
-    config = checkpoint["config"]
-    model = build_model(config["model"], int(config["text_encoder"]["dim"]))
+    config = checkpoint.config
     try:
-        model.load_state_dict(checkpoint["model"])
+        model = build_model(config.model, int(config.text_encoder["dim"]))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: field config.model does not fit this ctglip ({error})") from error
+    try:
+        model.load_state_dict(checkpoint.model)
     except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not fit the model config stored with them ({error})") from error
-    return model.to(device).eval(), config
+        raise CheckpointError(f"{path}: weights do not fit the model config stored with them ({error})") from error
+    return model.to(device).eval(), checkpoint

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 from stages import __version__
 from stages.cache import load_cache
 from stages.common.manifest import read_manifest
-from stages.pretrain.checkpoint import CHECKPOINT_FORMAT, FINAL_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint
+from stages.pretrain.checkpoint import (FINAL_CHECKPOINT, LAST_CHECKPOINT, CacheSource, Checkpoint, RunConfig,
+                                        read_checkpoint, remove_partial_checkpoints)
 from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig, TrainConfig
 from stages.pretrain.data import (Augmentation, CacheDataset, CandidateTable, GlobalBatchSampler, SamplePlan,
                                   plan_samples)
@@ -47,7 +48,7 @@ class Session:
     info: DistInfo
     device: torch.device
     plan: SamplePlan
-    run_config: dict[str, Any]
+    run_config: RunConfig
     model: CTGlipModel
     step_model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -81,6 +82,8 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     cache = load_cache(config.cache_dir, kind="organ" if config.mode == "grounded" else "volume")
     train_cfg, grounded = config.train, config.mode == "grounded"
     check_run_dir(config.out_dir, config.resume)
+    if info.is_main:
+        remove_partial_checkpoints(config.out_dir)
     texts = torch.from_numpy(cache.text_embeddings.astype("float32"))
     plan = plan_samples(cache.index, len(cache.texts), len(cache.organ_vocab) if grounded else None,
                         train_cfg.val_fraction, train_cfg.seed, train_cfg.include_incomplete)
@@ -88,7 +91,7 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
         raise ValueError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
     run_config = describe_run(config, cache, cache_manifest, int(texts.shape[1]))
     torch.manual_seed(train_cfg.seed)
-    model = build_model(run_config["model"], text_dim=int(texts.shape[1])).to(device)
+    model = build_model(run_config.model, text_dim=int(texts.shape[1])).to(device)
     if config.train.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
     candidates = CandidateTable.from_cache(cache) if grounded else None
@@ -125,24 +128,24 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     return session
 
 
-def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, Any], text_dim: int) -> dict[str, Any]:
+def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, Any], text_dim: int) -> RunConfig:
     """The checkpoint's ``config``: everything needed to rebuild the model and its inputs."""
     preprocess = cache.preprocess
     input_size = preprocess.crop_size if config.mode == "grounded" else preprocess.volume_size
-    return {
-        "mode": config.mode,
+    return RunConfig(
+        mode=config.mode,
         # a whole volume knows where its organs are; positions only describe organ crops
-        "model": {**config.model, "input_size": [int(size) for size in input_size],
-                  "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"},
-        "train": config.train.to_dict(),
-        "cache": {"path": str(config.cache_dir.resolve()), "config_hash": cache_manifest.get("config_hash", ""),
-                  "content_hash": cache_manifest.get("content_hash", ""), "preprocess": preprocess.to_dict()},
-        "text_encoder": {**dict(cache.text_encoder), "dim": text_dim},
-        "organ_vocab": list(cache.organ_vocab),
-        "abnormality_dictionary": {organ: {phrase: int(count) for phrase, count in phrases.items()}
-                                   for organ, phrases in cache.abnormality_dictionary.items()},
-        "ctglip_version": __version__,
-    }
+        model={**config.model, "input_size": [int(size) for size in input_size],
+               "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"},
+        train=config.train.to_dict(),
+        cache=CacheSource(path=str(config.cache_dir.resolve()), config_hash=cache_manifest.get("config_hash", ""),
+                          content_hash=cache_manifest.get("content_hash", ""), preprocess=preprocess),
+        text_encoder={**dict(cache.text_encoder), "dim": text_dim},
+        organ_vocab=list(cache.organ_vocab),
+        abnormality_dictionary={organ: {phrase: int(count) for phrase, count in phrases.items()}
+                                for organ, phrases in cache.abnormality_dictionary.items()},
+        ctglip_version=__version__,
+    )
 
 
 def check_run_dir(out_dir: Path, resume: bool) -> None:
@@ -162,42 +165,43 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def config_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def config_differences(stored: RunConfig, current: RunConfig) -> list[str]:
     """Settings that would make a resumed run differ from the one in the checkpoint."""
-    differences = [key for key in ("mode", "model") if stored.get(key) != current.get(key)]
+    differences = [key for key in ("mode", "model") if getattr(stored, key) != getattr(current, key)]
     # content_hash ignores where the cache lives and how many workers built it
-    if stored.get("cache", {}).get("content_hash") != current["cache"]["content_hash"]:
+    if stored.cache.content_hash != current.cache.content_hash:
         differences.append("cache (different preprocessing or contents)")
     # settings added after a checkpoint was written compare as their defaults
-    stored_train, current_train = {**TrainConfig().to_dict(), **stored.get("train", {})}, current["train"]
+    stored_train, current_train = {**TrainConfig().to_dict(), **stored.train}, current.train
     differences += [f"train.{key}" for key in sorted(set(stored_train) | set(current_train))
                     if key not in RUN_ONLY_KEYS and stored_train.get(key) != current_train.get(key)]
     return differences
 
 
-def restore(session: Session, checkpoint: dict[str, Any]) -> None:
+def restore(session: Session, checkpoint: Checkpoint) -> None:
     """Load weights, optimizer, scheduler, counters, metrics and RNG from ``checkpoint``."""
     path = session.config.out_dir / LAST_CHECKPOINT
-    differences = config_differences(checkpoint["config"], session.run_config)
+    differences = config_differences(checkpoint.config, session.run_config)
     if differences:
         raise ValueError(f"{path}: cannot resume with different settings: {', '.join(differences)}")
-    session.model.load_state_dict(checkpoint["model"])
-    session.optimizer.load_state_dict(checkpoint["optimizer"])
-    session.scheduler.load_state_dict(checkpoint["scheduler"])
-    session.step = int(checkpoint["step"])
-    session.metrics = list(checkpoint.get("metrics", []))
-    torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
-    if session.device.type == "cuda" and checkpoint["rng"].get("cuda"):
-        torch.cuda.set_rng_state_all([state.cpu() for state in checkpoint["rng"]["cuda"]])
+    session.model.load_state_dict(checkpoint.model)
+    session.optimizer.load_state_dict(checkpoint.optimizer)
+    session.scheduler.load_state_dict(checkpoint.scheduler)
+    session.step = checkpoint.step
+    session.metrics = list(checkpoint.metrics)
+    torch.set_rng_state(checkpoint.rng["torch"].cpu())
+    if session.device.type == "cuda" and checkpoint.rng.get("cuda"):
+        torch.cuda.set_rng_state_all([state.cpu() for state in checkpoint.rng["cuda"]])
 
 
-def checkpoint_dict(session: Session) -> dict[str, Any]:
+def snapshot(session: Session) -> Checkpoint:
+    """The session's state now, as the checkpoint that ``restore`` reads back."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if session.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {
-        "format": CHECKPOINT_FORMAT, "model": session.model.state_dict(),
-        "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
-        "step": session.step, "epoch": session.step // session.steps_per_epoch, "rng": rng,
-        "config": session.run_config, "metrics": session.metrics,
-    }
+    return Checkpoint(
+        model=session.model.state_dict(), config=session.run_config, step=session.step,
+        total_steps=session.total_steps, epochs_done=session.step // session.steps_per_epoch,
+        epochs_planned=session.config.train.epochs, finished=session.step >= session.total_steps,
+        optimizer=session.optimizer.state_dict(), scheduler=session.scheduler.state_dict(), rng=rng,
+        metrics=session.metrics)

@@ -16,7 +16,7 @@ from stages.pretrain.distributed import (all_reduce_sum, barrier, destroy_proces
                                          resolve_device, world_info_from_env)
 from stages.pretrain.evaluate import validate
 from stages.pretrain.io import plot_metrics, write_config_json, write_metrics_csv
-from stages.pretrain.session import Session, checkpoint_dict, prepare
+from stages.pretrain.session import Session, prepare, snapshot
 
 
 @dataclass
@@ -97,7 +97,7 @@ def fit(session: Session, progress: ProgressReporter) -> PretrainResult:
                 end_of_epoch(session, epoch)
             if session.step % config.train.checkpoint_every == 0 or session.step == stop_at:
                 if info.is_main:
-                    save_checkpoint(config.out_dir / LAST_CHECKPOINT, checkpoint_dict(session))
+                    save_checkpoint(config.out_dir / LAST_CHECKPOINT, snapshot(session))
             if session.step >= stop_at:
                 break
             wait_start = time.perf_counter()
@@ -124,17 +124,17 @@ def end_of_epoch(session: Session, epoch: int) -> None:
 def write_outputs(session: Session, completed: bool) -> None:
     """config.json, metrics.csv, loss.png, final.pt (when complete) and manifest.json."""
     out_dir = session.config.out_dir
-    write_config_json(out_dir, session.run_config)
+    write_config_json(out_dir, session.run_config.to_dict())
     write_metrics_csv(out_dir, session.metrics)
     outputs = ["config.json", "metrics.csv", LAST_CHECKPOINT]
     if any(row["kind"] == "train" for row in session.metrics):
         plot_metrics(out_dir, session.metrics)
         outputs.append("loss.png")
     if completed:
-        save_checkpoint(out_dir / FINAL_CHECKPOINT, checkpoint_dict(session))
+        save_checkpoint(out_dir / FINAL_CHECKPOINT, snapshot(session))
         outputs.append(FINAL_CHECKPOINT)
     final = next((row for row in reversed(session.metrics) if row["kind"] == "val"), None)
-    manifest_config = {**session.run_config, "device": str(session.device), "world_size": session.info.world_size}
+    manifest_config = {**session.run_config.to_dict(), "device": str(session.device), "world_size": session.info.world_size}
     write_manifest(out_dir, "pretrain", manifest_config, session.plan.items,
                    package_versions("torch", "monai", "numpy"),
                    extra={"outputs": outputs, "completed": completed, "step": session.step,

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.cache.preprocess import PreprocessConfig
 from stages.common.ids import InvalidScanId
 from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.nifti import InputError
@@ -39,13 +38,13 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
     labels = io.read_labels(config.labels) if config.labels is not None else None  # bad file: stop before scoring
     templates = load_templates(config.prompts)
     device = resolve_device(config.device)
-    model, checkpoint_config = load_checkpoint(Path(config.checkpoint), device=str(device))
+    model, checkpoint = load_checkpoint(Path(config.checkpoint), device=str(device))
     model.eval()
-    mode = checkpoint_config.get("mode", "grounded")
-    preprocess = PreprocessConfig.from_dict(checkpoint_config["cache"]["preprocess"])
-    vocabulary = list(checkpoint_config["organ_vocab"])
+    mode = checkpoint.config.mode
+    preprocess = checkpoint.config.cache.preprocess
+    vocabulary = list(checkpoint.config.organ_vocab)
     label_space = (io.read_label_space(config.abnormalities) if config.abnormalities is not None
-                   else io.label_space_from_mapping(checkpoint_config.get("abnormality_dictionary", {}),
+                   else io.label_space_from_mapping(checkpoint.config.abnormality_dictionary,
                                                     f"{config.checkpoint} (abnormality dictionary)"))
     organs = set(vocabulary) | set(label_space)
     global_mode = mode == "global"
@@ -55,7 +54,7 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         sources = nifti_sources(Path(config.ct_dir), Path(config.masks_dir), preprocess, organs, global_mode,
                                 config.hu_check)
     prepare_output(output_dir, config.overwrite)
-    encoder = load_text_encoder(checkpoint_config.get("text_encoder", {}), config.text_encoder, device)
+    encoder = load_text_encoder(checkpoint.config.text_encoder, config.text_encoder, device)
     bank = build_prompt_bank(model, encoder, templates, vocabulary, label_space, device)
     scale = logit_scale_of(model)
 
