@@ -38,6 +38,7 @@ GROUP_CONNECTORS = {",", "and", "or", "/", "&", "the", "both", "of", "as", "well
 INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
 PUNCT_COST = 5
 HEADING_MARKS = {":", "-", "–"}
+SOURCES = ("clause", "context", "heading", "prior")  # most trusted first
 LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
 
 
@@ -67,6 +68,15 @@ class ClauseResult:
     text: str
     units: dict[str, list[FindingResult]] = field(default_factory=dict)
     unplaced: list[FindingResult] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # unit -> what placed it there (see SOURCES)
+
+    def place(self, unit: str, source: str) -> None:
+        """Note that ``source`` grounds ``unit`` here; the most trusted source is kept."""
+        self.units.setdefault(unit, [])
+        if SOURCES.index(source) < SOURCES.index(self.sources.get(unit, SOURCES[-1])):
+            self.sources[unit] = source
+        else:
+            self.sources.setdefault(unit, source)
 
 
 @dataclass
@@ -102,6 +112,7 @@ class _Placement:
 
     units: tuple[str, ...]
     group: int | None = None
+    source: str = "clause"
 
 
 @lru_cache(maxsize=None)
@@ -130,6 +141,9 @@ class _ClauseGrounder:
         self.term_texts = {term.text for term in lexicon.organ_terms}
         self.prefix_starts = {prefix[0] for prefix in lexicon.after_side_prefixes}
         self.heading: tuple[str, ...] = ()
+        self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
+        self.subject: tuple[str, ...] = ()  # organ units of the previous sentence, when it names one organ
+        self.words: set[str] = set()  # words of the current sentence (cues for a finding's prior)
 
     def _between(self, start: int, end: int, allowed: set[str]) -> bool:
         lower = self.tokens.lower
@@ -322,16 +336,47 @@ class _ClauseGrounder:
                 units = [u for u in units if self.units[u].side is None or self.units[u].side in own]
             return _Placement(tuple(dict.fromkeys(units)), index)
         own = self._finding_sides(ent, clause)
-        if own and not any(self.units[u].side for u in implied):
+        sided = bool(own) and not any(self.units[u].side for u in implied)
+        if implied and not sided:
+            return _Placement(tuple(dict.fromkeys(implied)))
+        subject = self._from_subject(entry, _side_set(own))
+        if subject:
+            return _Placement(subject, source="context")
+        prior = entry.prior(self.words)
+        if sided:
             paired = [key for key, phrase in entry.by_organ.items() if phrase and self.lexicon.is_sided_base(key)]
-            paired += [key for key in entry.fallback if self.lexicon.is_sided_base(key)]
+            paired += [key for key in prior if self.lexicon.is_sided_base(key)]
             if paired:
-                return _Placement(self.lexicon.resolve_targets(paired[:1], _side_set(own)))
+                return _Placement(self.lexicon.resolve_targets(paired[:1], _side_set(own)), source="prior")
         if implied:
             return _Placement(tuple(dict.fromkeys(implied)))
-        if self.heading:
-            return _Placement(())
-        return _Placement(self.lexicon.resolve_targets(entry.fallback, _side_set(own)))
+        if self.heading and not self.region_heading:
+            return _Placement((), source="heading")
+        units = self.lexicon.resolve_targets(prior, _side_set(own))
+        if self.region_heading:
+            inside = tuple(u for u in units if u in self.heading)
+            if inside:
+                return _Placement(inside, source="heading")
+        return _Placement(units, source="prior")
+
+    @property
+    def region_heading(self) -> bool:
+        """The current heading names a region ("Upper abdomen:", "Bones:"), not one organ ("Liver:", "Kidneys:")."""
+        return len({self.units[u].base for u in self.heading}) > 1
+
+    def _from_subject(self, entry: FindingEntry, own: frozenset[str]) -> tuple[str, ...]:
+        """The previous sentence's organ, if the finding can be there ("The left adrenal is thickened. An adenoma...")."""
+        if self.words & self.lexicon.new_topic_words:
+            return ()
+        units = [u for u in self.subject if entry.fits(self.units[u])]
+        if not units or not own:
+            return tuple(units)
+        if not any(self.units[u].side for u in units):
+            return ()  # "Enlarged heart. Large right effusion.": a side word points to a paired organ
+        bases = {self.units[u].base for u in units}
+        if len(bases) == 1 and self.lexicon.is_sided_base(next(iter(bases))):
+            return self.lexicon.resolve_targets(tuple(bases), own)
+        return tuple(u for u in units if self.units[u].side is None or self.units[u].side in own)
 
     def ground(self, clause: _Piece, sentence: int, context: list[_Mention],
                carried: list[_Mention]) -> tuple[ClauseResult, list[_Mention]]:
@@ -347,15 +392,22 @@ class _ClauseGrounder:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)
         entries = [finding.entry for finding in findings]
+        mention_source = "clause"
         if not mentions and carried and not any(entry.organs for entry in entries):
-            mentions = carried
-        self._update_heading(clause, mentions)
+            mentions, mention_source = carried, "context"
+        heading_end = self._update_heading(clause, mentions)
+        if heading_end is not None:
+            self.subject = ()  # a heading starts a new topic
         result = ClauseResult(sentence=sentence, section=clause.label, text="")
+        if heading_end is not None and self.region_heading:
+            mentions = [m for m in mentions if m.start >= heading_end]
+            if not mentions and not findings and not any(self.tokens.alpha[heading_end:clause.end]):
+                return result, mentions
         if not mentions and not findings and not self.heading:
             return result, mentions
         for mention in mentions:
             for unit in mention.units:
-                result.units.setdefault(unit, [])
+                result.place(unit, mention_source)
         groups = self._groups(mentions)
         implied = {ent.start: self._implied(ent, entry, mentions, context, clause)
                    for ent, entry in zip(findings, entries) if entry.organs}
@@ -368,24 +420,28 @@ class _ClauseGrounder:
                 own = _side_set(self._finding_sides(ent, clause))
                 previous = sided_groups.get(placement.group, set())
                 sided_groups[placement.group] = None if previous is None or not own else previous | own
-            self._record(result, ent, entry, placement.units)
-        if not result.units and self.heading:
+            self._record(result, ent, entry, placement.units, mention_source if placement.group is not None
+                         else placement.source)
+        stated = any(not ent.negated for ent in findings)
+        if not result.units and self.heading and not (stated and self.region_heading) and not (
+                findings and self.named_region):
             for ent, entry in zip(findings, entries):
-                self._record(result, ent, entry, self.heading)
+                self._record(result, ent, entry, self.heading, "heading")
             for unit in self.heading:
-                result.units.setdefault(unit, [])
+                result.place(unit, "heading")
             result.unplaced = []
         self._narrow(result, groups, sided_groups)
         if result.units:
             result.text = tidy_text(self.doc, clause.start, clause.end)
         return result, mentions
 
-    def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...]) -> None:
+    def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],
+                source: str) -> None:
         negated, hedged = ent.negated, ent.hedged
         if not units and entry.phrase:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
         for unit in units:
-            result.units.setdefault(unit, [])
+            result.place(unit, source)
             phrase = entry.phrase_for(self.units[unit])
             if phrase:
                 result.units[unit].append(FindingResult(phrase, negated, hedged))
@@ -400,6 +456,7 @@ class _ClauseGrounder:
                     side = self.units[unit].side
                     if side and side not in sides and not result.units.get(unit):
                         result.units.pop(unit, None)
+                        result.sources.pop(unit, None)
 
     def _ellipsis(self, clause: _Piece, context: list[_Mention]) -> list[_Mention]:
         sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
@@ -409,16 +466,25 @@ class _ClauseGrounder:
         units = self.lexicon.resolve_targets((base.term.base,), _side_set(sides))
         return [_Mention(clause.start, clause.start, base.term, base.keys, units, "before")]
 
-    def _update_heading(self, clause: _Piece, mentions: list[_Mention]) -> None:
+    def _update_heading(self, clause: _Piece, mentions: list[_Mention]) -> int | None:
+        """Take a heading at the clause start ("Liver:", "Upper abdomen:"); returns the token after its mark."""
+        lower = self.tokens.lower
+        for words, units in self.lexicon.region_headings.items():
+            after = clause.start + len(words)
+            if after < clause.end and tuple(lower[clause.start:after]) == words and self.tokens.text[after] in HEADING_MARKS:
+                self.heading, self.named_region = units, True
+                return after + 1
         if not mentions or mentions[0].start != clause.start or mentions[0].end <= clause.start:
-            return
+            return None
         first_group = self._groups(mentions)[0]
         last = first_group[-1].end
         if last < clause.end and self.tokens.text[last] in HEADING_MARKS:
-            self.heading = tuple(dict.fromkeys(u for m in first_group for u in m.units))
+            self.heading, self.named_region = tuple(dict.fromkeys(u for m in first_group for u in m.units)), False
+            return last + 1
+        return None
 
-    def reset_heading(self) -> None:
-        self.heading = ()
+    def new_paragraph(self) -> None:
+        self.heading, self.subject = (), ()
 
 
 def _inside(items: list, starts: list[int], clause: _Piece) -> list:
@@ -455,23 +521,35 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
     sentences = [_Piece(*bounds) for bounds in plain_spans(doc, "sentences")]
     results: list[ClauseResult] = []
     sentence_index, previous, last, carried, section = -1, [], [], [], None
+    sentence_results: list[ClauseResult] = []
     for clause in map(_Piece._make, plain_spans(doc, "clauses")):
         while sentence_index + 1 < len(sentences) and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
             carried = last if after_semicolon else []
             previous = []
+            grounder.subject = _subject(sentence_results, grounder.units)
+            sentence_results = []
             gap_start = sentences[sentence_index - 1].end if sentence_index else 0
             breaks = sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[sentence_index].start)
                          if tokens.space[i])
             if breaks > 1 or clause.label != section:
-                grounder.reset_heading()
+                grounder.new_paragraph()
+            current = sentences[sentence_index]
+            grounder.words = set(tokens.lower[current.start:current.end]) | set(tokens.norm[current.start:current.end])
         section = clause.label
         if section not in lexicon.report_sections:
             continue
         result, last = grounder.ground(clause, sentence_index, previous, carried)
+        sentence_results.append(result)
         carried = []
         previous = previous + last
         if result.units or result.unplaced:
             results.append(result)
     return results
+
+
+def _subject(results: list[ClauseResult], units: dict) -> tuple[str, ...]:
+    """Organ units a sentence was about, when it names one organ (both kidneys count as one); else none."""
+    named = [unit for result in results for unit, source in result.sources.items() if source in ("clause", "context")]
+    return tuple(dict.fromkeys(named)) if len({units[unit].base for unit in named}) == 1 else ()

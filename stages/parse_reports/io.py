@@ -32,7 +32,7 @@ PLOT = "abnormality_dictionary.png"
 LIST_COLUMNS = ("abnormalities", "hedged_abnormalities", "negated_abnormalities")
 ORGAN_TEXT_SCHEMA = pa.schema([
     ("scan_id", pa.string()), ("organ", pa.string()), ("text", pa.string()), ("abnormal", pa.bool_()),
-    ("uncertain", pa.bool_()), *((name, pa.list_(pa.string())) for name in LIST_COLUMNS),
+    ("uncertain", pa.bool_()), *((name, pa.list_(pa.string())) for name in LIST_COLUMNS), ("grounded_by", pa.string()),
 ])
 UNASSIGNED_COLUMNS = ("scan_id", "section", "sentence", "abnormalities")
 ID_COLUMNS = ("VolumeName", "scan_id")

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +40,18 @@ class FindingEntry:
     fallback: tuple[str, ...]
     by_organ: Mapping[str, str | None]
     heads: Mapping[str, str]
+    fallback_words: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    sites: frozenset[str] | None = None
+
+    def prior(self, words: set[str]) -> tuple[str, ...]:
+        """The organs assumed when nothing in the report places the finding: a word cue in its sentence
+        ("biliary" for a stone), else ``fallback``."""
+        cued = [organ for word, organs in self.fallback_words.items() if word in words for organ in organs]
+        return tuple(dict.fromkeys(cued)) if cued else self.fallback
+
+    def fits(self, unit: OrganUnit) -> bool:
+        """Whether the previous sentence's organ may take this finding (``sites``; None: any)."""
+        return (self.sites is None or unit.name in self.sites or unit.base in self.sites) and self.phrase_for(unit) is not None
 
     def phrase_for(self, unit: OrganUnit) -> str | None:
         """Normalised phrase of this finding in ``unit`` (None: not an abnormality there)."""
@@ -73,6 +85,7 @@ class Lexicon:
     side_words: Mapping[str, str]
     after_side_prefixes: tuple[tuple[str, ...], ...]
     section_headers: Mapping[str, str]
+    region_headings: Mapping[tuple[str, ...], tuple[str, ...]]
     report_sections: tuple[str, ...]
     predicates: frozenset[str]
     clause_breaks: frozenset[str]
@@ -80,6 +93,7 @@ class Lexicon:
     abbreviations: frozenset[str]
     list_markers: frozenset[str]
     finding_modifiers: frozenset[str]
+    new_topic_words: frozenset[str]
     negation: Mapping[str, list[str]]
     hedging: Mapping[str, list[str]]
     word_norms: Mapping[str, str]
@@ -125,12 +139,16 @@ def _findings(data: dict[str, Any], path: Path) -> dict[str, FindingEntry]:
         organs = tuple(spec.get("organs", ()))
         fallback = tuple(spec.get("fallback", ()))
         by_organ = dict(spec.get("by_organ", {}))
-        unknown = [name for name in (*organs, *fallback, *by_organ) if name not in known]
+        words = {word.lower(): tuple(names) for word, names in spec.get("fallback_words", {}).items()}
+        sites = frozenset(spec["sites"]) if "sites" in spec else None
+        unknown = [name for name in (*organs, *fallback, *by_organ, *(sites or ()), *(n for v in words.values() for n in v))
+                   if name not in known]
         if unknown:
             raise LexiconError(f"{path}: entry {key!r} names unknown organs {unknown}; see `ctglip organs`")
         entries[key] = FindingEntry(key=key, phrase=spec.get("phrase"), surfaces=tuple(spec["surfaces"]),
                                     organs=organs, fallback=fallback, by_organ=MappingProxyType(by_organ),
-                                    heads=MappingProxyType(dict(spec.get("heads", {}))))
+                                    heads=MappingProxyType(dict(spec.get("heads", {}))),
+                                    fallback_words=MappingProxyType(words), sites=sites)
     for key, entry in entries.items():
         unknown = [name for pair in entry.heads.items() for name in pair if name not in entries]
         if unknown:
@@ -180,6 +198,21 @@ def _part_owners(entries: list[dict[str, Any]], path: Path) -> dict[str, frozens
         for text in entry.get("terms", []):
             owners[text.lower()] = names
     return owners
+
+
+def _regions(spec: dict[str, list[str]], path: Path) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Region heading words ("upper abdomen") -> the organ units of that region (``regions`` of ``sections.json``)."""
+    units = organ_units()
+    regions: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for phrase, names in spec.items():
+        if phrase.startswith("_"):
+            continue
+        resolved = [name for target in names for name in units if name == target or units[name].base == target]
+        unknown = [target for target in names if not any(units[n].base == target or n == target for n in units)]
+        if unknown or not resolved:
+            raise LexiconError(f"{path}: region {phrase!r} names unknown organs {unknown}; see `ctglip organs`")
+        regions[tuple(phrase.lower().split())] = tuple(dict.fromkeys(resolved))
+    return regions
 
 
 def _spine_levels(spec: dict[str, list[Any]]) -> dict[str, str]:
@@ -285,6 +318,7 @@ def load_lexicon(folder: Path | None = None) -> Lexicon:
         side_words=MappingProxyType(side_words),
         after_side_prefixes=tuple(tuple(prefix) for prefix in language.get("after_side_prefixes", [])),
         section_headers=MappingProxyType(headers),
+        region_headings=MappingProxyType(_regions(sections.get("regions", {}), folder / "sections.json")),
         report_sections=tuple(sections.get("report_sections", ("findings", "impression"))),
         predicates=frozenset(language.get("predicates", [])),
         clause_breaks=frozenset(language.get("clause_breaks", [])),
@@ -292,6 +326,7 @@ def load_lexicon(folder: Path | None = None) -> Lexicon:
         abbreviations=frozenset(language.get("abbreviations", [])),
         list_markers=frozenset(language.get("list_markers", [])),
         finding_modifiers=frozenset(word.lower() for word in language.get("finding_modifiers", [])),
+        new_topic_words=frozenset(word.lower() for word in language.get("new_topic_words", [])),
         negation=MappingProxyType(negation),
         hedging=MappingProxyType(hedge_sets),
         word_norms=MappingProxyType(build_word_norms(_lexicon_words(findings, terms), language)),

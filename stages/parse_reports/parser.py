@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spacy.tokens import Doc
 
-from stages.parse_reports.grounding import tidy_text
+from stages.parse_reports.grounding import SOURCES, tidy_text
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION
@@ -32,6 +32,7 @@ class OrganReport:
     abnormalities: list[str] = field(default_factory=list)
     hedged_abnormalities: list[str] = field(default_factory=list)
     negated_abnormalities: list[str] = field(default_factory=list)
+    grounded_by: str = SOURCES[-1]
 
     @property
     def text(self) -> str:
@@ -126,6 +127,9 @@ class ReportParser:
                 f.phrase for f in clause.unplaced if not f.negated)
             for unit, findings in clause.units.items():
                 report = organs.setdefault(unit, OrganReport(organ=unit))
+                source = clause.sources.get(unit, SOURCES[0])
+                if SOURCES.index(source) < SOURCES.index(report.grounded_by):
+                    report.grounded_by = source
                 if clause.text and clause.text not in report.texts:
                     report.texts.append(clause.text)
                 for finding in findings:

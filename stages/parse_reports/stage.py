@@ -56,7 +56,7 @@ def parse_record(parser: ReportParser, record: io.ReportRecord) -> ReportOutcome
     rows = [{"scan_id": record.scan_id, "organ": organ, "text": result.text, "abnormal": result.abnormal,
              "uncertain": result.uncertain, "abnormalities": result.abnormalities,
              "hedged_abnormalities": result.hedged_abnormalities,
-             "negated_abnormalities": result.negated_abnormalities}
+             "negated_abnormalities": result.negated_abnormalities, "grounded_by": result.grounded_by}
             for organ, result in report.organs.items()]
     unassigned = [{"scan_id": record.scan_id, "section": sentence.section, "sentence": sentence.text,
                    "abnormalities": sentence.abnormalities} for sentence in report.unassigned]
