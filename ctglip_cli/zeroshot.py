@@ -51,6 +51,25 @@ def print_metrics(metrics: dict) -> None:
             table.add_row(key, f"{values['n_positive']}/{values['n']}", *(_interval(values[n]) for n in names))
         table.add_row("[bold]macro", "", *(f"[bold]{_interval(abnormality['macro'][n])}" for n in names))
         console.print(table)
+    scan_labels = metrics.get("scan_labels")
+    if scan_labels:
+        protocol = metrics.get("protocol", {}).get("name", "ctglip")
+        table = Table(title=f"scan-level labels (protocol {protocol}, F1 {scan_labels['f1_kind']}, "
+                            f"{scan_labels['n_scans']} scans)")
+        names = ("auc", "f1", "sensitivity", "specificity", "precision", "accuracy")
+        table.add_column("label")
+        table.add_column("n+/n", justify="right")
+        for name in names:
+            table.add_column(name, justify="right")
+        for label, values in scan_labels["per_label"].items():
+            table.add_row(label, f"{values['n_positive']}/{values['n']}", *(_interval(values[n]) for n in names))
+        for macro in ("macro", "macro_fvlm16"):
+            summary = scan_labels[macro]
+            table.add_row(f"[bold]{macro} ({summary['n_labels']} labels)", "",
+                          *(f"[bold]{_interval(summary[n])}" for n in names))
+        console.print(table)
+        for label, reason in scan_labels["unscored"].items():
+            console.print(f"[yellow]not scored:[/] {label}: {reason}")
 
 
 def command(
@@ -59,8 +78,13 @@ def command(
     ct_dir: Annotated[Path | None, typer.Option(help="Folder of CT volumes (*.nii.gz / *.nii).")] = None,
     masks_dir: Annotated[Path | None, typer.Option(help="`ctglip segment` output for --ct-dir.")] = None,
     cache: Annotated[Path | None, typer.Option(help="A `ctglip cache` folder instead of --ct-dir/--masks-dir.")] = None,
-    labels: Annotated[Path | None, typer.Option(help="CSV scan_id,organ,abnormality,present "
-                                                "(as `ctglip synth` writes): computes metrics.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Reference labels: long CSV scan_id,organ,abnormality,present "
+                                                "(as `ctglip synth` writes), or wide scan-level CSV VolumeName|scan_id "
+                                                "+ one 0/1 column per finding (CT-RATE's): computes metrics.")] = None,
+    label_map: Annotated[Path | None, typer.Option(help="JSON/YAML replacing the shipped label map (wide labels: "
+                                                   "finding -> organ units and prompt phrase).")] = None,
+    protocol: Annotated[str, typer.Option(help="Prompts and threshold rule: ctglip (default), ctclip or fvlm "
+                                          "(as CT-CLIP's / fVLM's published evaluation).")] = "ctglip",
     abnormalities: Annotated[Path | None, typer.Option(help="JSON/YAML organ -> abnormalities to score "
                                                        "(default: the checkpoint's dictionary).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="JSON/YAML prompt templates replacing the defaults.")] = None,
@@ -80,7 +104,7 @@ def command(
     """Zero-shot organ recognition and abnormality detection with text prompts."""
     config = fail_fast(lambda: ZeroshotConfig(
         checkpoint=checkpoint, output_dir=output, ct_dir=ct_dir, masks_dir=masks_dir, cache_dir=cache,
-        labels=labels, abnormalities=abnormalities, prompts=prompts, threshold=threshold,
+        labels=labels, label_map=label_map, protocol=protocol, abnormalities=abnormalities, prompts=prompts, threshold=threshold,
         validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
         text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite, hu_check=hu_check))
     with rich_progress() as progress:

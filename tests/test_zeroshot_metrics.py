@@ -184,7 +184,7 @@ def test_given_threshold_and_validation_split():
     given_section, _ = abnormality_metrics(predictions, labels,
                                            EvaluationConfig(threshold_method="given", threshold=0.7,
                                                             resamples=50))
-    assert given_section["threshold"] == {"method": "given", "value": 0.7}
+    assert given_section["threshold"] == {"method": "given", "value": 0.7, "prediction": "score >= threshold"}
     assert all(p["threshold"] == 0.7 for p in given_section["per_abnormality"].values())
     split_section, evaluated = abnormality_metrics(
         predictions, labels, EvaluationConfig(threshold_method="validation", validation_fraction=0.25,

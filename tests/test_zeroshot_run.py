@@ -207,7 +207,7 @@ def test_cli_exit_codes_and_options(scans, tiny_cache_dir, grounded_checkpoint, 
     assert done.exit_code == 0, done.output
     assert "organ recognition" in done.output and "macro" in done.output
     metrics = read_metrics(out / "metrics.json")
-    assert metrics["abnormality"]["threshold"] == {"method": "given", "value": 0.5}
+    assert metrics["abnormality"]["threshold"] == {"method": "given", "value": 0.5, "prediction": "score >= threshold"}
     assert read_manifest(out, "zeroshot")["prompts"]["organ"] == ["CT of the {organ}."]
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--overwrite" in again.output

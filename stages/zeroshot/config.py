@@ -6,6 +6,7 @@ from pathlib import Path
 
 from stages.common.hu_check import HU_CHECK_MODES
 from stages.zeroshot.evaluate import EvaluationConfig
+from stages.zeroshot.protocols import PROTOCOL_NAMES, get_protocol
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,8 @@ class ZeroshotConfig:
     Input is either ``ct_dir`` + ``masks_dir`` (raw NIfTI, preprocessed in memory with the
     checkpoint's config) or ``cache_dir``. ``threshold`` fixes the F1 threshold;
     ``validation_fraction`` picks per-abnormality thresholds on that share of scans;
-    neither: the ROC point nearest (0, 1).
+    neither: the ``protocol``'s rule. ``labels`` is long (organ-level) or wide (scan-level, read
+    through ``label_map``, default the shipped one).
     """
 
     checkpoint: Path
@@ -24,6 +26,8 @@ class ZeroshotConfig:
     masks_dir: Path | None = None
     cache_dir: Path | None = None
     labels: Path | None = None
+    label_map: Path | None = None
+    protocol: str = "ctglip"
     abnormalities: Path | None = None
     prompts: Path | None = None
     threshold: float | None = None
@@ -49,15 +53,21 @@ class ZeroshotConfig:
             raise ValueError(f"--val-fraction must be between 0 and 1, got {self.validation_fraction}")
         if self.hu_check not in HU_CHECK_MODES:
             raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
+        if self.protocol not in PROTOCOL_NAMES:
+            raise ValueError(f"--protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {self.protocol!r}")
+        if self.label_map is not None and self.labels is None:
+            raise ValueError("--label-map maps the columns of a wide --labels CSV; give --labels too")
         if self.batch_size < 1 or self.resamples < 1:
             raise ValueError("--batch-size and --resamples must be at least 1")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
 
     def evaluation(self) -> EvaluationConfig:
+        """Threshold rule and F1 flavour: the protocol's, unless --threshold or --val-fraction is given."""
+        protocol = get_protocol(self.protocol)
+        common = dict(resamples=self.resamples, seed=self.seed, f1=protocol.f1)
         if self.threshold is not None:
-            return EvaluationConfig("given", self.threshold, resamples=self.resamples, seed=self.seed)
+            return EvaluationConfig("given", self.threshold, **common)
         if self.validation_fraction is not None:
-            return EvaluationConfig("validation", validation_fraction=self.validation_fraction,
-                                    resamples=self.resamples, seed=self.seed)
-        return EvaluationConfig("roc", resamples=self.resamples, seed=self.seed)
+            return EvaluationConfig("validation", validation_fraction=self.validation_fraction, **common)
+        return EvaluationConfig(protocol.threshold, **common)

@@ -12,22 +12,38 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stages.zeroshot.metrics import (THRESHOLD_METRICS, Estimate, best_f1_threshold, binary_metrics,
-                                     bootstrap_counts, nearest_corner_threshold, topk_accuracy)
+from stages.zeroshot.metrics import (F1_KINDS, THRESHOLD_METRICS, Estimate, best_f1_threshold, binary_metrics,
+                                     bootstrap_counts, grid_nearest_corner_threshold, nearest_corner_threshold,
+                                     topk_accuracy)
 
-THRESHOLD_METHODS = ("roc", "given", "validation")
+THRESHOLD_METHODS = ("roc", "roc_grid", "given", "validation")
+THRESHOLD_NAMES = {"roc": "roc_nearest_corner", "roc_grid": "roc_nearest_corner_grid100", "given": "given",
+                   "validation": "validation_best_f1"}
 ABNORMALITY_METRICS = ("auc",) + THRESHOLD_METRICS
+BOOTSTRAP_NOTE = {"unit": "scan", "interval": "95% percentile"}
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """How metrics are computed: threshold rule and bootstrap."""
+    """How metrics are computed: threshold rule, F1 flavour and bootstrap."""
 
-    threshold_method: str = "roc"  # roc: ROC point nearest (0,1); given: `threshold`; validation: best F1 on a split
-    threshold: float = 0.5
+    threshold_method: str = "roc"  # roc: ROC point nearest (0,1); roc_grid: CT-CLIP's grid rule (score > t);
+    threshold: float = 0.5         # given: `threshold`; validation: best F1 on a split
     validation_fraction: float = 0.3
     resamples: int = 1000
     seed: int = 0
+    f1: str = "binary"  # or "weighted" (CT-CLIP, fVLM)
+
+    def __post_init__(self) -> None:
+        if self.threshold_method not in THRESHOLD_METHODS:
+            raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, got {self.threshold_method!r}")
+        if self.f1 not in F1_KINDS:
+            raise ValueError(f"f1 must be one of {F1_KINDS}, got {self.f1!r}")
+
+    @property
+    def strict(self) -> bool:
+        """CT-CLIP's rule predicts ``score > t``; every other rule ``score >= t``."""
+        return self.threshold_method == "roc_grid"
 
 
 def pair_key(organ: str, abnormality: str) -> str:
@@ -61,31 +77,43 @@ def labelled_abnormality_scores(predictions: pd.DataFrame, labels: pd.DataFrame)
         how="inner")
 
 
-def _thresholds(table: pd.DataFrame, validation: pd.DataFrame | None, config: EvaluationConfig,
-                pairs: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
-    chosen = {}
-    for pair in pairs:
-        if config.threshold_method == "given":
-            chosen[pair] = float(config.threshold)
-        elif config.threshold_method == "validation":
-            rows = validation[(validation["organ"] == pair[0]) & (validation["abnormality"] == pair[1])]
-            chosen[pair] = (best_f1_threshold(rows["present"].to_numpy(bool), rows["score"].to_numpy())
-                            if len(rows) else float(config.threshold))
-        else:
-            rows = table[(table["organ"] == pair[0]) & (table["abnormality"] == pair[1])]
-            chosen[pair] = nearest_corner_threshold(rows["present"].to_numpy(bool), rows["score"].to_numpy())
-    return chosen
+def _threshold(rows: pd.DataFrame, validation_rows: pd.DataFrame | None, config: EvaluationConfig) -> float:
+    if config.threshold_method == "given":
+        return float(config.threshold)
+    if config.threshold_method == "validation":
+        return (best_f1_threshold(validation_rows["present"].to_numpy(bool), validation_rows["score"].to_numpy())
+                if len(validation_rows) else float(config.threshold))
+    rule = grid_nearest_corner_threshold if config.threshold_method == "roc_grid" else nearest_corner_threshold
+    return rule(rows["present"].to_numpy(bool), rows["score"].to_numpy())
 
 
-def abnormality_metrics(predictions: pd.DataFrame, labels: pd.DataFrame,
-                        config: EvaluationConfig) -> tuple[dict, pd.DataFrame]:
-    """The ``abnormality`` section of metrics.json and the evaluated rows (with thresholds)."""
-    if config.threshold_method not in THRESHOLD_METHODS:
-        raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, got {config.threshold_method!r}")
-    joined = labelled_abnormality_scores(predictions, labels)
+@dataclass
+class KeyedEvaluation:
+    """Metrics of every key (a pair or a scan label) on one shared set of bootstrap replicates."""
+
+    per_key: dict[tuple, dict]  # key -> n, n_positive, threshold, and one estimate per metric
+    replicates: dict[tuple, dict[str, np.ndarray]]  # key -> metric -> [1 + resamples] (point estimate first)
+    threshold_info: dict[str, object]
+    n_scans: int
+    n_validation_rows: int
+    evaluated: pd.DataFrame  # the evaluated rows with their threshold
+
+    def macro(self, keys: list[tuple] | None = None) -> dict[str, dict]:
+        """Mean over ``keys`` (default all) of each metric, per replicate; undefined keys skipped."""
+        chosen = [self.replicates[key] for key in (self.per_key if keys is None else keys)]
+        result = {}
+        for name in ABNORMALITY_METRICS:
+            rows = _nanmean_rows(np.vstack([c[name] for c in chosen])) if chosen else np.full(1, np.nan)
+            result[name] = Estimate.from_replicates(rows[0], rows[1:]).to_dict()
+        return result
+
+
+def evaluate_keyed(joined: pd.DataFrame, key_columns: list[str], config: EvaluationConfig) -> KeyedEvaluation:
+    """Per key of ``joined`` (scan_id, *key_columns, score, present): AUC and thresholded metrics with
+    scan-level bootstrap intervals. Thresholds are fixed before resampling."""
     validation = None
-    threshold_info: dict[str, object] = {"method": {"roc": "roc_nearest_corner", "given": "given",
-                                                    "validation": "validation_best_f1"}[config.threshold_method]}
+    threshold_info: dict[str, object] = {"method": THRESHOLD_NAMES[config.threshold_method],
+                                         "prediction": "score > threshold" if config.strict else "score >= threshold"}
     if config.threshold_method == "given":
         threshold_info["value"] = float(config.threshold)
     if config.threshold_method == "validation":
@@ -95,47 +123,56 @@ def abnormality_metrics(predictions: pd.DataFrame, labels: pd.DataFrame,
         validation, joined = joined[in_validation], joined[~in_validation]
         threshold_info.update(validation_fraction=config.validation_fraction,
                               validation_scans=sorted(validation_scans))
-    pairs = sorted({(o, a) for o, a in zip(joined["organ"], joined["abnormality"])})
-    thresholds = _thresholds(joined, validation, config, pairs)
     scans = sorted(joined["scan_id"].unique())
     scan_index = {scan: i for i, scan in enumerate(scans)}
     counts = bootstrap_counts(len(scans), config.resamples, config.seed)
-    per_pair: dict[str, dict] = {}
-    stacked = {name: [] for name in ABNORMALITY_METRICS}
-    evaluated = []
-    for organ, abnormality in pairs:
-        rows = joined[(joined["organ"] == organ) & (joined["abnormality"] == abnormality)]
+    per_key, replicates, evaluated = {}, {}, []
+    for key, rows in joined.groupby(key_columns, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        validation_rows = None
+        if validation is not None:
+            validation_rows = validation[np.logical_and.reduce(
+                [validation[column] == value for column, value in zip(key_columns, key)])]
+        threshold = _threshold(rows, validation_rows, config)
         present = rows["present"].to_numpy(bool)
         weights = counts[:, rows["scan_id"].map(scan_index).to_numpy()]
-        values = binary_metrics(present, rows["score"].to_numpy(), thresholds[(organ, abnormality)], weights)
-        per_pair[pair_key(organ, abnormality)] = {
-            "organ": organ, "abnormality": abnormality, "n": int(len(rows)),
-            "n_positive": int(present.sum()), "threshold": round(thresholds[(organ, abnormality)], 6),
-            **{name: Estimate.from_replicates(values[name][0], values[name][1:]).to_dict()
-               for name in ABNORMALITY_METRICS},
-        }
-        for name in ABNORMALITY_METRICS:
-            stacked[name].append(values[name])
-        evaluated.append(rows.assign(threshold=thresholds[(organ, abnormality)]))
-    macro = {}
-    for name in ABNORMALITY_METRICS:
-        rows = _nanmean_rows(np.vstack(stacked[name])) if stacked[name] else np.full(1, np.nan)
-        macro[name] = Estimate.from_replicates(rows[0], rows[1:]).to_dict()
+        values = binary_metrics(present, rows["score"].to_numpy(), threshold, weights, strict=config.strict,
+                                f1=config.f1)
+        per_key[key] = {"n": int(len(rows)), "n_positive": int(present.sum()), "threshold": round(threshold, 6),
+                        **{name: Estimate.from_replicates(values[name][0], values[name][1:]).to_dict()
+                           for name in ABNORMALITY_METRICS}}
+        replicates[key] = values
+        evaluated.append(rows.assign(threshold=threshold))
+    columns = [*joined.columns, "threshold"]
+    evaluated_rows = pd.concat(evaluated, ignore_index=True) if evaluated else pd.DataFrame(columns=columns)
+    return KeyedEvaluation(per_key, replicates, threshold_info, len(scans),
+                           0 if validation is None else len(validation), evaluated_rows)
+
+
+def bootstrap_info(config: EvaluationConfig) -> dict[str, object]:
+    return {"resamples": config.resamples, "seed": config.seed, **BOOTSTRAP_NOTE}
+
+
+def abnormality_metrics(predictions: pd.DataFrame, labels: pd.DataFrame,
+                        config: EvaluationConfig) -> tuple[dict, pd.DataFrame]:
+    """The ``abnormality`` section of metrics.json (organ-level pairs) and the evaluated rows."""
+    joined = labelled_abnormality_scores(predictions, labels)
+    result = evaluate_keyed(joined, ["organ", "abnormality"], config)
+    macro = result.macro()
     section = {
         **{f"{name}_macro": macro[name]["value"] for name in ABNORMALITY_METRICS},
         "macro": macro,
-        "threshold": threshold_info,
-        "n_scans": len(scans),
-        "n_pairs": len(pairs),
-        "n_labels_matched": int(len(joined) + (0 if validation is None else len(validation))),
-        "n_labels_unmatched": int(len(labels) - len(joined) - (0 if validation is None else len(validation))),
-        "bootstrap": {"resamples": config.resamples, "seed": config.seed, "unit": "scan",
-                      "interval": "95% percentile"},
-        "per_abnormality": per_pair,
+        "f1_kind": config.f1,
+        "threshold": result.threshold_info,
+        "n_scans": result.n_scans,
+        "n_pairs": len(result.per_key),
+        "n_labels_matched": int(len(result.evaluated) + result.n_validation_rows),
+        "n_labels_unmatched": int(len(labels) - len(result.evaluated) - result.n_validation_rows),
+        "bootstrap": bootstrap_info(config),
+        "per_abnormality": {pair_key(organ, abnormality): {"organ": organ, "abnormality": abnormality, **values}
+                            for (organ, abnormality), values in result.per_key.items()},
     }
-    columns = ["scan_id", "organ", "abnormality", "score", "present", "complete", "threshold"]
-    evaluated_rows = pd.concat(evaluated, ignore_index=True) if evaluated else pd.DataFrame(columns=columns)
-    return section, evaluated_rows
+    return section, result.evaluated
 
 
 def organ_recognition_metrics(predictions: pd.DataFrame, config: EvaluationConfig) -> dict:

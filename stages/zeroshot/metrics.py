@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 THRESHOLD_METRICS = ("f1", "sensitivity", "specificity", "precision", "accuracy")
+F1_KINDS = ("binary", "weighted")
+CTCLIP_GRID = np.linspace(0.0, 1.0, 100)
 
 
 def _as_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
@@ -39,14 +41,21 @@ def auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = Non
 
 
 def threshold_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
-                      weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """F1, sensitivity, specificity, precision, accuracy of ``score >= threshold``, per weight row.
+                      weights: np.ndarray | None = None, strict: bool = False,
+                      f1: str = "binary") -> dict[str, np.ndarray]:
+    """F1, sensitivity, specificity, precision, accuracy of ``score >= threshold`` (``>`` when
+    ``strict``, as CT-CLIP's code predicts), per weight row.
 
-    Precision and F1 are 0 when nothing is predicted positive (as scikit-learn's
+    ``f1="binary"`` is the positive class's F1; ``"weighted"`` averages the F1 of both classes
+    weighted by their support (scikit-learn's ``average="weighted"``, which CT-CLIP and fVLM
+    report). Precision and F1 are 0 when nothing is predicted positive (as scikit-learn's
     ``zero_division=0``); sensitivity is NaN without positives, specificity without negatives.
     """
+    if f1 not in F1_KINDS:
+        raise ValueError(f"f1 must be one of {F1_KINDS}, got {f1!r}")
     labels = np.asarray(labels, dtype=bool)
-    predicted = np.asarray(scores, dtype=np.float64) >= threshold
+    scores = np.asarray(scores, dtype=np.float64)
+    predicted = scores > threshold if strict else scores >= threshold
     w = _as_weights(weights, len(labels))
     tp = w[:, labels & predicted].sum(axis=1)
     fp = w[:, ~labels & predicted].sum(axis=1)
@@ -57,8 +66,14 @@ def threshold_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
         safe = np.where(denominator > 0, denominator, 1.0)
         return np.where(denominator > 0, numerator / safe, empty)
 
+    f1_positive = ratio(2 * tp, 2 * tp + fp + fn, 0.0)
+    if f1 == "weighted":
+        f1_negative = ratio(2 * tn, 2 * tn + fp + fn, 0.0)
+        f1_value = ratio((tp + fn) * f1_positive + (tn + fp) * f1_negative, tp + fn + tn + fp, np.nan)
+    else:
+        f1_value = np.where(tp + fn > 0, f1_positive, np.nan)
     return {
-        "f1": np.where(tp + fn > 0, ratio(2 * tp, 2 * tp + fp + fn, 0.0), np.nan),
+        "f1": f1_value,
         "sensitivity": ratio(tp, tp + fn, np.nan),
         "specificity": ratio(tn, tn + fp, np.nan),
         "precision": ratio(tp, tp + fp, 0.0),
@@ -101,6 +116,21 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[int(np.nanargmax(f1))])
 
 
+def grid_nearest_corner_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """CT-CLIP's threshold rule (``find_threshold`` in its bootstrap script, which fVLM reuses):
+    of 100 evenly spaced thresholds in [0, 1], the one whose ``score > t`` point lies nearest
+    (0, 1) on the ROC plane; the highest on ties. Scores must be probabilities."""
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if labels.all() or not labels.any():
+        return float(np.median(scores))
+    predicted = scores[None, :] > CTCLIP_GRID[:, None]
+    tpr = (predicted & labels).sum(axis=1) / labels.sum()
+    fpr = (predicted & ~labels).sum(axis=1) / (~labels).sum()
+    distance = np.sqrt((1.0 - tpr) ** 2 + fpr ** 2)
+    return float(CTCLIP_GRID[len(distance) - 1 - int(np.argmin(distance[::-1]))])
+
+
 def bootstrap_counts(n_groups: int, resamples: int, seed: int) -> np.ndarray:
     """``[resamples, n_groups]``: how often each group (scan) is drawn in each replicate."""
     rng = np.random.default_rng(seed)
@@ -132,11 +162,12 @@ class Estimate:
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float,
-                   weights: np.ndarray) -> dict[str, np.ndarray]:
+                   weights: np.ndarray, strict: bool = False, f1: str = "binary") -> dict[str, np.ndarray]:
     """AUC plus threshold metrics for the all-ones row followed by the given replicate rows."""
     labels = np.asarray(labels, dtype=bool)
     rows = np.vstack([np.ones((1, len(labels))), weights])
-    return {"auc": auc(labels, scores, rows), **threshold_metrics(labels, scores, threshold, rows)}
+    return {"auc": auc(labels, scores, rows),
+            **threshold_metrics(labels, scores, threshold, rows, strict=strict, f1=f1)}
 
 
 def topk_accuracy(ranks: np.ndarray, k: int) -> float:

@@ -2,7 +2,8 @@
 
 Templates are data (``prompt_templates.json``), as open_clip keeps its zero-shot
 templates apart from code; a ``--prompts`` YAML/JSON file replaces any of the three
-ensembles. Organ names come from the anatomy table's display names, so prompts read
+ensembles, and ``--protocol ctclip|fvlm`` swaps in a publication's abnormality prompts
+(which name no organ). Organ names come from the anatomy table's display names, so prompts read
 "left kidney with cyst." exactly like the texts the cache stage trained on.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from stages.common.anatomy import organ_units
+from stages.zeroshot.protocols import Protocol
 
 DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("prompt_templates.json")
 ENSEMBLES = ("organ", "abnormality_positive", "abnormality_negative")
@@ -71,17 +73,22 @@ def _checked_ensemble(path: Path, name: str, value: object) -> tuple[str, ...]:
         if unknown:
             raise PromptError(f"{path}: template {template!r} in '{name}' uses unknown placeholder(s) "
                               f"{sorted(unknown)}; allowed: {sorted(_ALLOWED_FIELDS[name])}")
-        if not fields & {"organ", "Organ"}:
+        if not fields:  # an abnormality prompt may leave the organ out, as CT-CLIP's and fVLM's do
             raise PromptError(f"{path}: template {template!r} in '{name}' does not name the organ "
-                              "({organ} or {Organ})")
+                              "({organ} or {Organ})" + ("" if name == "organ" else " or the abnormality"))
     return tuple(value)
 
 
-def load_templates(path: Path | None = None) -> PromptTemplates:
-    """Default templates, with the ensembles a user file gives replacing the defaults."""
+def load_templates(path: Path | None = None, protocol: Protocol | None = None) -> PromptTemplates:
+    """Default templates, then a protocol's abnormality prompts, then the ensembles a user file
+    gives, each replacing the one before."""
     defaults = _read_mapping(DEFAULT_TEMPLATES_FILE)
     ensembles = {name: _checked_ensemble(DEFAULT_TEMPLATES_FILE, name, defaults[name]) for name in ENSEMBLES}
     version, source = str(defaults["version"]), "default"
+    if protocol is not None and protocol.abnormality_positive is not None:
+        ensembles["abnormality_positive"] = protocol.abnormality_positive
+        ensembles["abnormality_negative"] = protocol.abnormality_negative
+        version, source = f"{version}+{protocol.name}", f"protocol {protocol.name}"
     if path is not None:
         path = Path(path)
         user = _read_mapping(path)

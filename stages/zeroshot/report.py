@@ -7,11 +7,13 @@ import pandas as pd
 
 from stages.zeroshot import io
 from stages.zeroshot.evaluate import EvaluationConfig, abnormality_metrics, organ_recognition_metrics
+from stages.zeroshot.reference import ReferenceLabels
+from stages.zeroshot.scan_labels import scan_label_metrics
 from stages.zeroshot.plots import CONFUSION_PLOT, ROC_PLOT, plot_confusion_organs, plot_roc_abnormalities
 
 
 def write_metrics(output_dir: Path, evaluation: EvaluationConfig, predictions: pd.DataFrame,
-                  labels: pd.DataFrame | None, vocabulary: list[str], header: dict) -> tuple[dict, list[str]]:
+                  labels: ReferenceLabels, vocabulary: list[str], header: dict) -> tuple[dict, list[str]]:
     """metrics.json plus the PNGs; returns the metrics and the files written."""
     written = []
     metrics = dict(header)
@@ -20,18 +22,28 @@ def write_metrics(output_dir: Path, evaluation: EvaluationConfig, predictions: p
         metrics["organ_recognition"] = organ_recognition_metrics(predictions, evaluation)
         plot_confusion_organs(recognition, vocabulary, output_dir / CONFUSION_PLOT)
         written.append(CONFUSION_PLOT)
-    if labels is not None:
-        section, evaluated = abnormality_metrics(predictions, labels, evaluation)
+    if labels.organ_level is not None:
+        section, evaluated = abnormality_metrics(predictions, labels.organ_level, evaluation)
         metrics["abnormality"] = section
         if len(evaluated):
             plot_roc_abnormalities(evaluated, section["per_abnormality"], output_dir / ROC_PLOT)
             written.append(ROC_PLOT)
+    if labels.scan_level is not None:
+        section, evaluated = scan_label_metrics(predictions, labels.scan_level, labels.label_map, evaluation,
+                                                labels.unscored)
+        metrics["scan_labels"] = section
     io.write_metrics(output_dir / io.METRICS_FILE, metrics)
     return metrics, [io.METRICS_FILE, *written]
 
 
 def headline(metrics: dict) -> dict[str, float | None]:
-    """The four headline figures (``organ_recognition.top1`` ...); None where not computed."""
-    return {f"{section}.{key}": metrics.get(section, {}).get(key)
-            for section, key in (("organ_recognition", "top1"), ("organ_recognition", "top5"),
-                                 ("abnormality", "auc_macro"), ("abnormality", "f1_macro"))}
+    """The headline figures (``organ_recognition.top1`` ..., scan-label macros when labelled); None where
+    not computed."""
+    figures = {f"{section}.{key}": metrics.get(section, {}).get(key)
+               for section, key in (("organ_recognition", "top1"), ("organ_recognition", "top5"),
+                                    ("abnormality", "auc_macro"), ("abnormality", "f1_macro"))}
+    if "scan_labels" in metrics:
+        for macro in ("macro", "macro_fvlm16"):
+            for key in ("auc", "f1"):
+                figures[f"scan_labels.{macro}.{key}"] = metrics["scan_labels"][macro][key]["value"]
+    return figures

@@ -24,6 +24,8 @@ from stages.zeroshot.encoder import load_text_encoder
 from stages.zeroshot.output import prepare_output
 from stages.zeroshot.predictions import embedding_rows, score_scan
 from stages.zeroshot.prompts import load_templates
+from stages.zeroshot.protocols import get_protocol
+from stages.zeroshot.reference import read_reference_labels
 from stages.zeroshot.report import headline, write_metrics
 from stages.zeroshot.scoring import build_prompt_bank, embed_images, logit_scale_of
 from stages.zeroshot.sources import cache_sources, nifti_sources
@@ -35,8 +37,9 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
     """Score every scan; a bad scan is recorded and skipped, setup errors raise before any scan."""
     progress = progress or SilentProgress()
     output_dir = Path(config.output_dir)
-    labels = io.read_labels(config.labels) if config.labels is not None else None  # bad file: stop before scoring
-    templates = load_templates(config.prompts)
+    protocol = get_protocol(config.protocol)
+    labels = read_reference_labels(config.labels, config.label_map)  # bad labels: stop before any scan
+    templates = load_templates(config.prompts, protocol)
     device = resolve_device(config.device)
     model, checkpoint = load_checkpoint(Path(config.checkpoint), device=str(device))
     model.eval()
@@ -46,13 +49,19 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
     label_space = (io.read_label_space(config.abnormalities) if config.abnormalities is not None
                    else io.label_space_from_mapping(checkpoint.config.abnormality_dictionary,
                                                     f"{config.checkpoint} (abnormality dictionary)"))
-    organs = set(vocabulary) | set(label_space)
     global_mode = mode == "global"
+    if labels.scan_level is not None:
+        label_space, labels = labels.extend_label_space(label_space, templates, protocol, global_mode)
+    organs = set(vocabulary) | set(label_space)
     if config.cache_dir is not None:
         sources = cache_sources(Path(config.cache_dir), preprocess, organs, global_mode)
     else:
         sources = nifti_sources(Path(config.ct_dir), Path(config.masks_dir), preprocess, organs, global_mode,
                                 config.hu_check)
+    if not sources:
+        raise InputError(f"{config.cache_dir or config.ct_dir}: no scans to score (no *.nii.gz / *.nii files, "
+                         "or an empty cache)")
+    labels = labels.attached([scan_id for scan_id, _ in sources], str(config.cache_dir or config.ct_dir))
     prepare_output(output_dir, config.overwrite)
     encoder = load_text_encoder(checkpoint.config.text_encoder, config.text_encoder, device)
     bank = build_prompt_bank(model, encoder, templates, vocabulary, label_space, device)
@@ -80,6 +89,9 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         progress.advance(organs=len(samples.organs))
 
     predictions = pd.DataFrame(rows, columns=io.PREDICTION_COLUMNS)
+    if labels.scan_level is not None:
+        predictions = pd.concat([predictions, labels.scan_label_predictions(predictions, protocol)],
+                                ignore_index=True)
     predictions["rank"] = predictions["rank"].astype("Int64")
     io.write_predictions(output_dir / io.PREDICTIONS_FILE, predictions)
     outputs = [io.PREDICTIONS_FILE]
@@ -89,8 +101,8 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         io.write_embeddings(output_dir, matrix, pd.DataFrame(embedding_index, columns=io.EMBEDDING_INDEX_COLUMNS[1:]))
         outputs += [io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE]
     failed = sum(item.status == "failed" for item in items)
-    header = {"mode": mode, "checkpoint": str(config.checkpoint), "prompts_version": templates.version,
-              "n_scans": len(items) - failed, "n_scans_failed": failed}
+    header = {"mode": mode, "checkpoint": str(config.checkpoint), "protocol": protocol.describe(),
+              "prompts_version": templates.version, "n_scans": len(items) - failed, "n_scans_failed": failed}
     metrics, metric_files = write_metrics(output_dir, config.evaluation(), predictions, labels, vocabulary, header)
     outputs += metric_files
     write_manifest(output_dir, "zeroshot", config, items,
