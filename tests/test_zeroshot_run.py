@@ -27,6 +27,7 @@ from stages.segment import SegmentConfig
 from stages.segment import run as segment
 from stages.zeroshot import ZeroshotConfig, run
 from stages.zeroshot.io import read_embeddings, read_metrics, read_predictions
+from stages.zeroshot.metrics import auc
 from stages.zeroshot.prompts import abnormality_prompts, load_templates
 
 FAST = dict(resamples=100, device="cpu")
@@ -55,8 +56,13 @@ def scans(tiny_pipeline_dir, tmp_path_factory) -> SimpleNamespace:
     ct_dir = tmp_path_factory.mktemp("zs_ct")
     for ct in sorted((tiny_pipeline_dir / "ct").glob("*.nii.gz"))[:3]:
         shutil.copy(ct, ct_dir / ct.name)
+    scan_ids = [path.name[:-len(".nii.gz")] for path in sorted(ct_dir.glob("*.nii.gz"))]
+    labels = pd.read_csv(tiny_pipeline_dir / "labels.csv", dtype={"scan_id": str})
+    labels_path = ct_dir.parent / "labels_3scans.csv"
+    labels[labels.scan_id.isin(scan_ids)].to_csv(labels_path, index=False)
     return SimpleNamespace(ct_dir=ct_dir, masks_dir=tiny_pipeline_dir / "segmentations",
-                           truth_masks=tiny_pipeline_dir / "masks", labels=tiny_pipeline_dir / "labels.csv",
+                           truth_masks=tiny_pipeline_dir / "masks", labels=labels_path,
+                           all_labels=tiny_pipeline_dir / "labels.csv", scan_ids=scan_ids,
                            abnormalities=tiny_pipeline_dir / "abnormalities.json")
 
 
@@ -250,3 +256,110 @@ def test_real_ct_with_totalsegmentator_mask(shared_example_dir, grounded_checkpo
     assert len(present) > len(scored)  # organs outside the vocabulary and label space are not cropped
     embeddings, index = read_embeddings(tmp_path / "out")
     assert set(index.organ) == set(predictions.organ) and np.isfinite(embeddings).all()
+
+
+def _wide_labels(long_labels: Path, target: Path, extra: dict[str, list[int]] | None = None) -> Path:
+    """A CT-RATE-style wide CSV (VolumeName with .nii.gz, one 0/1 column per finding) made from
+    synth's organ-level labels through the shipped label map: a scan is positive when any organ is."""
+    from stages.zeroshot.label_map import load_label_map
+
+    long = pd.read_csv(long_labels, dtype={"scan_id": str})
+    name_of = {(organ, entry.phrase): name for name, entry in load_label_map().labels.items() for organ in entry.organs}
+    long["label"] = [name_of[(o, a)] for o, a in zip(long.organ, long.abnormality)]
+    wide = long.groupby(["scan_id", "label"])["present"].max().unstack(fill_value=0).astype(int)
+    for name, values in (extra or {}).items():
+        wide[name] = values
+    wide.index = [f"{scan}.nii.gz" for scan in wide.index]
+    wide.rename_axis("VolumeName").to_csv(target)
+    return target
+
+
+def test_wide_scan_labels_aggregate_organ_scores(scans, grounded_checkpoint, tmp_path):
+    wide = _wide_labels(scans.labels, tmp_path / "wide.csv")
+    out = tmp_path / "out"
+    result = run(_raw_config(scans, grounded_checkpoint, out, labels=wide))
+    assert result.exit_code == 0
+    predictions = read_predictions(out / "predictions.csv")
+    metrics = read_metrics(out / "metrics.json")
+    section = metrics["scan_labels"]
+    assert metrics["protocol"]["name"] == "ctglip" and section["threshold"]["method"] == "roc_nearest_corner"
+    truth = pd.read_csv(wide).melt(id_vars="VolumeName", var_name="label", value_name="present")
+    truth["scan_id"] = truth.VolumeName.str.replace(".nii.gz", "", regex=False)
+    assert set(section["per_label"]) == set(truth.label) and section["unscored"] == {}
+    scan_rows = predictions[predictions.task == "scan_label"]
+    organ_rows = predictions[predictions.task == "abnormality"]
+    assert len(scan_rows) == len(truth)  # every scan has every lung, heart, ... organ of the labels
+    row = scan_rows[scan_rows.label == "Lung nodule"].iloc[0]
+    lungs = organ_rows[(organ_rows.scan_id == row.scan_id) & organ_rows.organ.isin(["lung_left", "lung_right"])
+                       & (organ_rows.label == "nodule")]
+    assert len(lungs) == 2 and row.score == pytest.approx(lungs.score.max()) and row.organ in set(lungs.organ)
+    merged = scan_rows.merge(truth, on=["scan_id", "label"])
+    for label, values in section["per_label"].items():
+        rows = merged[merged.label == label]
+        present = rows.present.to_numpy(bool)
+        expected = (None if present.all() or not present.any()
+                    else float(auc(present, rows.score.to_numpy())[0]))
+        assert values["auc"]["value"] == (None if expected is None else pytest.approx(expected, abs=1e-6))
+        assert values["n"] == 3 and values["n_positive"] == int(present.sum())
+    assert read_manifest(out, "zeroshot")["headline"]["scan_labels.macro.auc"] == section["macro"]["auc"]["value"]
+
+
+def test_organ_free_labels_global_ctclip_and_grounded(scans, global_checkpoint, grounded_checkpoint, tmp_path):
+    wide = _wide_labels(scans.labels, tmp_path / "wide.csv", {"Medical material": [1, 0, 0],
+                                                              "Lymphadenopathy": [0, 1, 1]})
+    out = tmp_path / "global"
+    assert run(_raw_config(scans, global_checkpoint, out, labels=wide, protocol="ctclip")).exit_code == 0
+    metrics = read_metrics(out / "metrics.json")
+    section = metrics["scan_labels"]
+    assert section["unscored"] == {} and section["per_label"]["Medical material"]["n"] == 3
+    assert section["threshold"] == {"method": "roc_nearest_corner_grid100", "prediction": "score > threshold"}
+    assert section["f1_kind"] == "weighted" and metrics["protocol"]["name"] == "ctclip"
+    assert "Medical material" in section["macro"]["labels"]
+    assert "Medical material" not in section["macro_fvlm16"]["labels"]
+    predictions = read_predictions(out / "predictions.csv")
+    volume = predictions[(predictions.organ == "volume") & (predictions.task == "abnormality")]
+    assert set(volume.label) == {"Medical material", "Lymphadenopathy"} and len(volume) == 6
+    prompts = read_manifest(out, "zeroshot")["prompts"]
+    assert prompts["abnormality_positive"] == ["{Abnormality} is present."]
+
+    grounded = tmp_path / "grounded"
+    assert run(_raw_config(scans, grounded_checkpoint, grounded, labels=wide, protocol="fvlm")).exit_code == 0
+    section = read_metrics(grounded / "metrics.json")["scan_labels"]
+    assert set(section["unscored"]) == {"Medical material", "Lymphadenopathy"}
+    assert "no organ unit" in section["unscored"]["Lymphadenopathy"]
+    assert not {"Medical material", "Lymphadenopathy"} & set(section["per_label"])
+
+
+def _flat(done) -> str:
+    """CLI output with rich's line wrapping undone."""
+    return " ".join(done.output.split())
+
+
+def test_inputs_that_match_nothing_are_refused(scans, grounded_checkpoint, tmp_path):
+    runner = CliRunner()
+    base = ["zeroshot", str(grounded_checkpoint), "--masks-dir", str(scans.masks_dir), "--resamples", "20",
+            "--device", "cpu"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = runner.invoke(app, [*base, "--ct-dir", str(empty), "-o", str(tmp_path / "a")])
+    assert done.exit_code == 2 and "no scans to score" in _flat(done) and str(empty) in _flat(done)
+    assert not (tmp_path / "a").exists()
+    others = [scan for scan in pd.read_csv(scans.all_labels, dtype={"scan_id": str}).scan_id.unique()
+              if scan not in scans.scan_ids]
+    done = runner.invoke(app, [*base, "--ct-dir", str(scans.ct_dir), "-o", str(tmp_path / "b"),
+                               "--labels", str(scans.all_labels)])
+    assert done.exit_code == 2 and f"{len(others)} of 10 labelled scan ids match no scan" in _flat(done)
+    assert others[0] in _flat(done)
+    wide = _wide_labels(scans.all_labels, tmp_path / "wide.csv")
+    done = runner.invoke(app, [*base, "--ct-dir", str(scans.ct_dir), "-o", str(tmp_path / "c"), "--labels", str(wide)])
+    assert done.exit_code == 2 and "match no scan" in _flat(done)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("VolumeName,Lung nodule,Broken leg\n" + "".join(f"{s}.nii.gz,0,1\n" for s in scans.scan_ids))
+    done = runner.invoke(app, [*base, "--ct-dir", str(scans.ct_dir), "-o", str(tmp_path / "d"), "--labels",
+                               str(unknown)])
+    assert done.exit_code == 2 and "'Broken leg'" in _flat(done)
+    done = runner.invoke(app, [*base, "--ct-dir", str(scans.ct_dir), "-o", str(tmp_path / "e"), "--labels",
+                               str(scans.labels), "--label-map", str(tmp_path / "map.json")])
+    assert done.exit_code == 2 and "organ-level" in _flat(done)
+    done = runner.invoke(app, [*base, "--ct-dir", str(scans.ct_dir), "-o", str(tmp_path / "f"), "--protocol", "x"])
+    assert done.exit_code == 2 and "ctglip, ctclip, fvlm" in _flat(done)
