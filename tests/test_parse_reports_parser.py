@@ -211,3 +211,58 @@ def test_word_variants_cover_plurals_and_british_spellings():
     assert norms["lungs"] == "lung" and norms["calculi"] == "calculus" and norms["oedema"] == "edema"
     assert norms["haematomas"] == "hematoma" and norms["pneumothoraces"] == "pneumothorax"
     assert plural_forms("opacity", {}) == {"opacities"} and plural_forms("metastasis", {}) == {"metastases"}
+
+
+@pytest.mark.parametrize(("text", "organ", "source"), [
+    ("The left adrenal gland is thickened.", "adrenal_gland_left", "clause"),
+    ("The left adrenal gland is natural. A 2 cm adenoma is seen.", "adrenal_gland_left", "context"),
+    ("The left adrenal gland is thickened. A 2 cm adenoma is seen.", "adrenal_gland_left", "clause"),
+    ("Adrenals: normal.\n\nSpleen normal. A 2 cm adenoma is seen on the left.", "adrenal_gland_left", "prior"),
+    ("Adrenals: normal.\n\nSpleen normal. A 2 cm adenoma is seen on the left.", "adrenal_gland_right", "clause"),
+    ("Millimetric calculi image is observed.", "kidney_left", "prior"),
+    ("Upper abdomen: millimetric calculi image is observed.", "kidney_right", "heading"),
+    ("Gallbladder is natural in size. Millimetric calculi are observed.", "gallbladder", "context"),
+])
+def test_grounded_by_names_the_most_trusted_source(parser, text, organ, source):
+    assert parser.parse(findings=text).organs[organ].grounded_by == source
+
+
+def test_context_only_rows_are_marked_context(parser):
+    report = parser.parse(findings="The thyroid gland is enlarged. Calcified plaques in the aorta. A 1 cm nodule is seen.")
+    assert report.organs["aorta"].grounded_by == "clause"
+    assert "lung_left" not in report.organs or report.organs["lung_left"].grounded_by == "prior"
+    report = parser.parse(findings="Findings:\nThe right adrenal gland is thickened.\nA 2 cm adenoma is seen.")
+    assert states(report) == {"adrenal_gland_right": "abnormal"}
+
+
+def test_previous_sentence_organ_needs_a_finding_that_fits_it(parser):
+    report = parser.parse(findings="Heart contour and size are normal. Millimetric nodules are observed.")
+    assert states(report) == {"heart": "normal", "lung_left": "abnormal", "lung_right": "abnormal"}
+    report = parser.parse(findings="The trachea is in the midline. No enlarged mediastinal lymph nodes.")
+    assert report.organs["trachea"].texts == ["The trachea is in the midline."]
+
+
+def test_blank_line_and_heading_forget_the_previous_organ(parser):
+    report = parser.parse(findings="The left adrenal gland is natural.\n\nA 14 mm adenoma is seen.")
+    assert states(report)["adrenal_gland_right"] == "abnormal" and report.organs["adrenal_gland_right"].grounded_by == "prior"
+    report = parser.parse(findings="The spleen is normal. Bones: old fracture lines are observed.")
+    assert states(report) == {"spleen": "normal", "ribs_left": "abnormal", "ribs_right": "abnormal"}
+
+
+def test_prior_word_cues_and_region_heading_limits(parser):
+    assert states(parser.parse(findings="Cortical cyst of 2 cm on the left.")) == {"kidney_left": "abnormal"}
+    assert states(parser.parse(findings="Fracture with loss of height.")) == {
+        "vertebrae_thoracic": "abnormal", "vertebrae_lumbar": "abnormal"}
+    report = parser.parse(findings="Mediastinum: no lymphadenopathy.")
+    assert not report.organs and [s.text for s in report.unassigned] == ["Mediastinum: no lymphadenopathy."]
+
+
+@pytest.mark.parametrize("entry", ['{"x": {"surfaces": ["x"], "sites": ["nowhere"]}}',
+                                   '{"x": {"surfaces": ["x"], "fallback_words": {"w": ["nowhere"]}}}'])
+def test_lexicon_refuses_unknown_organs_in_priors(tmp_path, entry):
+    import shutil
+    folder = tmp_path / "lexicon"
+    shutil.copytree(LEXICON_DIR, folder)
+    (folder / "findings.json").write_text(entry)
+    with pytest.raises(LexiconError, match=r"findings.json.*nowhere"):
+        load_lexicon(folder)

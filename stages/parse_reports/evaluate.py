@@ -6,6 +6,9 @@ The set is JSONL, one sentence per line::
 
 with states ``normal``, ``abnormal`` or ``uncertain`` (abnormal, but only hedged). Grounding is scored
 over (sentence, organ) pairs; abnormal flags over (sentence, organ) pairs whose state is not normal.
+A line with a ``"context"`` (the report text before the sentence: earlier sentences, an "Upper abdomen:"
+heading) is parsed as that context followed by the sentence, and only the sentence's own organs are
+scored: the sets of findings whose organ is implied by context, heading or prior use this.
 A line may also give the normalised phrases it states, ``"phrases": {"liver": ["hypodense lesion"]}``;
 on those lines every stated (organ, phrase) pair is scored, so an extra or wrong phrase counts.
 
@@ -96,10 +99,15 @@ def evaluate_dev_set(path: Path, parser: ReportParser | None = None) -> DevSetSc
     parser = parser or ReportParser()
     scores = DevSetScores()
     for item in read_dev_set(path):
-        report = parser.parse(findings=item["text"])
         expected = item["organs"]
-        predicted = {organ: ("uncertain" if r.uncertain else "abnormal" if r.abnormal else "normal")
-                     for organ, r in report.organs.items()}
+        if "context" in item:
+            context = item["context"]
+            joiner = "" if not context or context.endswith(("\n", " ")) else " "
+            predicted = parser.sentence_states(context + joiner + item["text"])[-1]
+        else:
+            report = parser.parse(findings=item["text"])
+            predicted = {organ: ("uncertain" if r.uncertain else "abnormal" if r.abnormal else "normal")
+                         for organ, r in report.organs.items()}
         scores.sentences += 1
         scores.grounding.add(set(expected), set(predicted))
         scores.abnormal.add({o for o, s in expected.items() if s != "normal"},
@@ -108,7 +116,7 @@ def evaluate_dev_set(path: Path, parser: ReportParser | None = None) -> DevSetSc
                              {o for o, s in predicted.items() if s == "uncertain"})
         if expected != predicted:
             scores.errors.append(f"{item['id']}: {item['text']}\n    expected {expected}\n    got      {predicted}")
-        if "phrases" in item:
+        if "phrases" in item and "context" not in item:
             wanted = {(organ, phrase) for organ, phrases in item["phrases"].items() for phrase in phrases}
             stated = {(organ, phrase) for organ, r in report.organs.items() for phrase in r.abnormalities}
             scores.phrases.add(wanted, stated)

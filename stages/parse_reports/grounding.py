@@ -246,7 +246,8 @@ class _ClauseGrounder:
     def _owner_units(self, part: _Mention, named: list[_Mention], context: list[_Mention],
                      owners: frozenset[str]) -> tuple[str, ...]:
         nearest = sorted(named, key=lambda m: part.start - m.end if m.end <= part.start else m.start - part.end)
-        for candidates in ([m.units for m in nearest], [m.units for m in reversed(context)], [self.heading]):
+        for candidates in ([m.units for m in nearest], [m.units for m in reversed(context)], [self.subject],
+                           [self.heading]):
             for units in candidates:
                 owned = tuple(u for u in units if u in owners or self.units[u].base in owners)
                 if owned:
@@ -303,7 +304,10 @@ class _ClauseGrounder:
     def _finding_sides(self, finding: _Finding, clause: _Piece) -> set[str]:
         if finding.sides is None:
             sides = self._backward_sides(finding.start, clause.start, frozenset())
-            finding.sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
+            sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
+            if not sides and not _inside(self.mentions, self.mention_starts, clause):
+                sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
+            finding.sides = sides  # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
         return finding.sides
 
     def _negated(self, finding: Span) -> bool:
@@ -323,6 +327,8 @@ class _ClauseGrounder:
                          if target in (u, self.units[u].base)]
                 if named and not own_sides:
                     break
+            if not named and not self._finding_sides(ent, clause) and not ent.negated:  # "No hydronephrosis.": both
+                named = [u for u in self.subject if target in (u, self.units[u].base)]
             units += named if named and not own_sides else self.lexicon.resolve_targets((target,), own_sides)
         return tuple(dict.fromkeys(units))
 

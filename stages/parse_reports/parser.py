@@ -32,7 +32,13 @@ class OrganReport:
     abnormalities: list[str] = field(default_factory=list)
     hedged_abnormalities: list[str] = field(default_factory=list)
     negated_abnormalities: list[str] = field(default_factory=list)
-    grounded_by: str = SOURCES[-1]
+    stated_by: str = SOURCES[-1]  # most trusted source among statements about this organ
+    abnormal_by: str = SOURCES[-1]  # ... among those stating an abnormality here
+
+    @property
+    def grounded_by(self) -> str:
+        """How the report's text was tied to this organ: for an abnormal organ, how its abnormalities were."""
+        return self.abnormal_by if self.abnormal else self.stated_by
 
     @property
     def text(self) -> str:
@@ -116,6 +122,25 @@ class ReportParser:
             report.negated_abnormalities = [p for p in report.negated_abnormalities if p not in report.abnormalities]
         return ParsedReport(organs=organs, unassigned=unassigned, sentences=sentence_count)
 
+    def sentence_states(self, findings: str) -> list[dict[str, str]]:
+        """Per FINDINGS sentence: organ unit -> normal / abnormal / uncertain, from that sentence alone.
+
+        The report is read whole (headings and the sentence before count), but each sentence is scored on
+        its own; the development sets use this for sentences whose organ comes from context.
+        """
+        states: list[dict[str, str]] = []
+        for doc in self._docs(findings, "findings", True):
+            per_sentence: dict[int, dict[str, list]] = {}
+            for clause in doc._.report_clauses:
+                organs = per_sentence.setdefault(clause.sentence, {})
+                for unit, results in clause.units.items():
+                    organs.setdefault(unit, []).extend(result for result in results if not result.negated)
+            for index, (_, _, section) in enumerate(plain_spans(doc, "sentences")):
+                if section in self.lexicon.report_sections:
+                    states.append({unit: ("normal" if not stated else "uncertain" if all(r.hedged for r in stated)
+                                          else "abnormal") for unit, stated in per_sentence.get(index, {}).items()})
+        return states
+
     def _collect(self, doc: Doc, organs: dict[str, OrganReport], certain: dict[str, set[str]],
                  unassigned: list[UnassignedSentence]) -> int:
         grounded: set[int] = set()
@@ -128,8 +153,9 @@ class ReportParser:
             for unit, findings in clause.units.items():
                 report = organs.setdefault(unit, OrganReport(organ=unit))
                 source = clause.sources.get(unit, SOURCES[0])
-                if SOURCES.index(source) < SOURCES.index(report.grounded_by):
-                    report.grounded_by = source
+                report.stated_by = min(report.stated_by, source, key=SOURCES.index)
+                if any(not finding.negated for finding in findings):
+                    report.abnormal_by = min(report.abnormal_by, source, key=SOURCES.index)
                 if clause.text and clause.text not in report.texts:
                     report.texts.append(clause.text)
                 for finding in findings:
