@@ -163,3 +163,55 @@ def test_dicom_series_found_converted_and_ct_series_chosen(real_ct, tmp_path: Pa
     reasons = {p["description"]: p["reason"] for p in entry["series"]["passed_over"]}
     assert "LOCALIZER" in reasons["topogram"] and "fewer slices" in reasons["soft tissue 6 mm"]
     assert entry["applied"][0].startswith("DICOM -> NIfTI (30 slices")
+
+
+def test_shards_share_one_folder(real_ct, tmp_path: Path) -> None:
+    src = _ctrate_tree(real_ct, tmp_path / "ctrate")
+    metadata = _metadata(tmp_path / "meta.csv", ["train_1_a_1", "train_2_a_1", "train_3_a_1"])
+    out = tmp_path / "ct"
+    first = run(IngestConfig(src=src, out_dir=out, metadata=metadata, shard=(1, 2)))
+    second = run(IngestConfig(src=src, out_dir=out, metadata=metadata, shard=(2, 2)))
+    assert [i.item_id for i in first.items] == ["train_1_a_1", "train_3_a_1"]
+    assert [i.item_id for i in second.items] == ["train_2_a_1"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["items"]) == ["train_1_a_1", "train_2_a_1", "train_3_a_1"]
+    assert all(item["status"] == "ok" for item in manifest["items"].values())
+
+
+def test_bad_inputs_fail_alone_with_the_reason(real_ct, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "good").mkdir(parents=True)
+    nib.save(real_ct, src / "good" / "good.nii.gz")
+    (src / "good" / "broken.nii.gz").write_bytes(b"not a nifti")
+    nib.save(real_ct, src / "good" / "bad name.nii.gz")
+    mask = np.asanyarray(real_ct.dataobj) > 100
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), real_ct.affine), src / "good" / "mask.nii.gz")
+    from pydicom.uid import generate_uid
+
+    _write_series(src / "scout_only", np.asanyarray(real_ct.dataobj)[:, :, :1].astype(np.int16), real_ct.affine,
+                  generate_uid(), "topogram", 1, image_type="LOCALIZER")
+    result = run(IngestConfig(src=src, out_dir=tmp_path / "out"))
+    status = {Path(i.item_id).name: i for i in result.items}
+    assert status["good"].status == "ok"
+    assert "cannot read CT NIfTI" in status["broken"].error
+    assert "is not allowed" in status["bad name.nii.gz"].error
+    assert "not a CT in Hounsfield units" in status["mask"].error
+    assert "no CT series" in status["scout_only"].error and "LOCALIZER" in status["scout_only"].error
+    assert result.exit_code == 1
+
+
+def test_setup_errors_stop_before_any_work(real_ct, tmp_path: Path) -> None:
+    from ctglip_cli.main import app
+
+    src = _ctrate_tree(real_ct, tmp_path / "ctrate")
+    bad_meta = tmp_path / "meta.csv"
+    bad_meta.write_text("VolumeName,Slope\ntrain_1_a_1.nii.gz,1\n", encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(src), "-o", str(tmp_path / "out"), "--metadata", str(bad_meta)])
+    assert result.exit_code == 2 and "RescaleSlope" in result.output
+    listing = tmp_path / "list.txt"
+    listing.write_text("missing/scan.nii.gz\n", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(listing), "-o", str(tmp_path / "out2")])
+    assert result.exit_code == 2 and "do not exist" in result.output
+    result = runner.invoke(app, ["ingest", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out3")])
+    assert result.exit_code == 2 and "does not exist" in result.output

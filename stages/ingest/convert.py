@@ -72,17 +72,19 @@ def _decide_values(values: np.ndarray, path: Path, meta: VolumeMetadata | None, 
             outcome.applied.append(f"rescale slope {meta.slope:g} intercept {meta.intercept:g} (metadata; HU check off)")
             return rescaled
         return values
-    as_read = problems(hu_stats(values))
+    stats = hu_stats(values)
+    as_read = problems(stats)
     if not as_read:
         if rescaled is not None:
             outcome.notes.append(f"already HU: metadata RescaleSlope {meta.slope:g} / RescaleIntercept "
                                  f"{meta.intercept:g} not applied (it would give: {diagnosis(rescaled)})")
-        outcome.hu = hu_stats(values).to_dict()
+        outcome.hu = stats.to_dict()
         return values
-    if rescaled is not None and not problems(hu_stats(rescaled)):
+    rescaled_stats = hu_stats(rescaled) if rescaled is not None else None
+    if rescaled_stats is not None and not problems(rescaled_stats):
         outcome.applied.append(f"rescale slope {meta.slope:g} intercept {meta.intercept:g} (metadata; the values "
                                f"as read failed the HU check: {'; '.join(as_read)})")
-        outcome.hu = hu_stats(rescaled).to_dict()
+        outcome.hu = rescaled_stats.to_dict()
         return rescaled
     hint = ("" if meta is None else f" (the metadata's slope {meta.slope:g} / intercept {meta.intercept:g} "
             "does not give HU either)")

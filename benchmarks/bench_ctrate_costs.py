@@ -1,0 +1,166 @@
+"""Per-scan costs behind the README's "Train on CT-RATE" estimates: ingest, cache time, size and memory.
+
+    python benchmarks/bench_ctrate_costs.py [--shape 512,512,240] [--spacing 0.7,0.7,1.5] [--crop-sizes 64 96]
+
+A CT-RATE-sized volume is generated with ``ctglip synth`` (default 512 x 512 x 240 voxels of
+0.7 x 0.7 x 1.5 mm, about 63 M voxels: CT-RATE's in-plane size, a typical slice count), written
+as CT-RATE v1 (stored values, metadata CSV) and v2 (HU); the real TotalSegmentator example,
+resampled to the same voxel size, is measured beside it. Per scan it prints:
+
+- ingest: v1 (read, HU check, rescale with the metadata, spacing fix, write int16 .nii.gz) and v2
+  (read, HU check, hard link), against a plain nibabel load + save of the same file (baseline);
+- cache: preprocessing + crops + whole-volume sample + shard write at 1.5 mm for each crop size
+  (uint8), the shard's size on disk and the peak memory of the process doing it (fresh process).
+
+Segmentation is not measured here: TotalSegmentator needs its weights, which this machine lacks.
+Every figure is one process on one core; expect real CTs to compress worse than synthetic ones.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+
+def _synth_volume(folder: Path, shape: tuple[int, ...], spacing: tuple[float, ...]) -> tuple[Path, Path, Path, dict]:
+    """(v1 stored file, v2 HU file, its mask) for one CT-RATE-sized synth scan, plus a metadata CSV."""
+    from stages.synth import SynthConfig, generate_scan
+    from stages.synth import ctrate
+    from stages.synth.io import write_ct, write_mask
+
+    config = SynthConfig(out_dir=folder, n_scans=1, seed=11, shape=shape, spacing=spacing, prevalence=0.5)
+    started = time.perf_counter()
+    scan = generate_scan(config, 0)
+    print(f"generated a synth scan {scan.ct.shape} at {spacing} mm in {time.perf_counter() - started:.1f} s")
+    ctrate.write_stored_volume(folder / "v1", "synth", scan.ct, scan.affine)
+    v1 = ctrate.volume_path(folder / "v1", "synth")
+    (folder / "v2").mkdir()
+    write_ct(folder / "v2" / "synth.nii.gz", scan.ct, scan.affine)
+    write_mask(folder / "mask_synth.nii.gz", scan.mask, scan.affine)
+    row = ctrate.metadata_row("synth", scan.ct.shape, spacing)
+    return v1, folder / "v2" / "synth.nii.gz", folder / "mask_synth.nii.gz", row
+
+
+def _real_volume(folder: Path, example: Path, spacing: tuple[float, ...]) -> tuple[Path, Path]:
+    """The real example (30 slices with its TotalSegmentator mask) resampled to ``spacing``."""
+    ct, seg = nib.load(example / "example_ct_sm.nii.gz"), nib.load(example / "example_seg.nii.gz")
+    zoom = np.asarray(ct.header.get_zooms()[:3]) / np.asarray(spacing)
+    hu = ndimage.zoom(np.asanyarray(ct.dataobj).astype(np.float32), zoom, order=1)
+    labels = ndimage.zoom(np.asanyarray(seg.dataobj), zoom, order=0)
+    affine = ct.affine.copy()
+    affine[:3, :3] = ct.affine[:3, :3] / zoom
+    nib.save(nib.Nifti1Image(np.rint(hu).astype(np.int16), affine), folder / "real.nii.gz")
+    nib.save(nib.Nifti1Image(labels.astype(np.uint8), affine), folder / "mask_real.nii.gz")
+    return folder / "real.nii.gz", folder / "mask_real.nii.gz"
+
+
+def _timed(func, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _ingest_seconds(path: Path, out: Path, metadata: Path | None) -> tuple[float, list[str]]:
+    from stages.ingest.convert import ingest_one
+    from stages.ingest.metadata import read_metadata
+    from stages.ingest.sources import Source
+
+    meta = read_metadata(metadata)["synth"] if metadata else None
+    source = Source(path.name.split(".")[0], "nifti", path)
+    out.mkdir(exist_ok=True)
+    applied: list[str] = []
+
+    def work() -> None:
+        applied[:] = ingest_one(source, out, meta, "error").applied
+
+    return _timed(work), applied
+
+
+def _baseline_seconds(path: Path, out: Path) -> float:
+    def work() -> None:
+        image = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine, image.header), out / "copy.nii.gz")
+    return _timed(work)
+
+
+def _cache_child(args: tuple[Path, Path, int, Path, object]) -> None:
+    ct, mask, crop, out, queue = args
+    import torch
+
+    from stages.cache import io
+    from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
+
+    torch.set_num_threads(1)
+    idle_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    cfg = PreprocessConfig(spacing=(1.5, 1.5, 1.5), crop_size=(crop,) * 3, volume_size=(96, 96, 96))
+    started = time.perf_counter()
+    scan = preprocess_scan(ct, mask, cfg)
+    samples = organ_samples(scan, cfg)
+    io.write_scan_shard(out, scan.scan_id, samples, volume_sample(scan, cfg), "uint8")
+    seconds = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in io.shard_dir(out, scan.scan_id).iterdir())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    queue.put((seconds, size, len(samples), peak_mb, peak_mb - idle_mb))
+
+
+def _cache_costs(ct: Path, mask: Path, crop: int, out: Path) -> tuple[float, int, int, float, float]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_cache_child, args=((ct, mask, crop, out, queue),))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="512,512,240")
+    parser.add_argument("--spacing", default="0.7,0.7,1.5")
+    parser.add_argument("--crop-sizes", type=int, nargs="+", default=[64, 96])
+    parser.add_argument("--example", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator_example")
+    args = parser.parse_args()
+    shape = tuple(int(v) for v in args.shape.split(","))
+    spacing = tuple(float(v) for v in args.spacing.split(","))
+    with tempfile.TemporaryDirectory() as temp:
+        temp = Path(temp)
+        v1, v2, synth_mask, row = _synth_volume(temp, shape, spacing)
+        metadata = temp / "metadata.csv"
+        metadata.write_text(",".join(row) + "\n" + ",".join(f'"{v}"' for v in row.values()) + "\n")
+        volumes = [("synth", v2, synth_mask)]
+        if (args.example / "example_ct_sm.nii.gz").is_file():
+            real, real_mask = _real_volume(temp, args.example, spacing)
+            volumes.append(("real example (30 slices, resampled)", real, real_mask))
+        print(f"\nfile sizes: v1 (stored) {v1.stat().st_size / 1e6:.1f} MB, v2 (HU) {v2.stat().st_size / 1e6:.1f} MB")
+        print("\ningest, seconds per scan (best of 2):")
+        baseline = _baseline_seconds(v1, temp)
+        for name, path, meta in (("v1 + metadata", v1, metadata), ("v2 (already HU)", v2, None)):
+            seconds, applied = _ingest_seconds(path, temp / f"ingested_{name[:2]}", meta)
+            print(f"  {name:18s} {seconds:6.2f} s  ({seconds / baseline:.2f}x a plain nibabel load + save "
+                  f"{baseline:.2f} s)  applied: {'; '.join(a.split(' (')[0] for a in applied)}")
+        print("\ncache at 1.5 mm, uint8 crops + 96^3 volume, one process:")
+        for name, ct, mask in volumes:
+            voxels = int(np.prod(nib.load(ct).shape))
+            for crop in args.crop_sizes:
+                out = temp / f"cache_{crop}_{len(name)}"
+                seconds, size, organs, peak_mb, scan_mb = _cache_costs(ct, mask, crop, out)
+                print(f"  {name:38s} {voxels / 1e6:5.1f} M voxels, crop {crop}^3: {seconds:6.2f} s, {organs} organ "
+                      f"crops, shard {size / 1e6:6.2f} MB, peak memory {peak_mb:6.0f} MB "
+                      f"({scan_mb:.0f} MB above the process after imports)")
+                shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    main()
