@@ -98,6 +98,14 @@ def _baseline_seconds(path: Path, out: Path) -> float:
     return _timed(work)
 
 
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it starts afresh at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _cache_child(args: tuple[Path, Path, int, Path, object]) -> None:
     ct, mask, crop, out, queue = args
     import torch
@@ -106,7 +114,7 @@ def _cache_child(args: tuple[Path, Path, int, Path, object]) -> None:
     from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
 
     torch.set_num_threads(1)
-    idle_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    idle_mb = _peak_mb()
     cfg = PreprocessConfig(spacing=(1.5, 1.5, 1.5), crop_size=(crop,) * 3, volume_size=(96, 96, 96))
     started = time.process_time()
     scan = preprocess_scan(ct, mask, cfg)
@@ -114,7 +122,7 @@ def _cache_child(args: tuple[Path, Path, int, Path, object]) -> None:
     io.write_scan_shard(out, scan.scan_id, samples, volume_sample(scan, cfg), "uint8")
     seconds = time.process_time() - started
     size = sum(p.stat().st_size for p in io.shard_dir(out, scan.scan_id).iterdir())
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = _peak_mb()
     queue.put((seconds, size, len(samples), peak_mb, peak_mb - idle_mb))
 
 
