@@ -24,7 +24,8 @@ from monai.transforms import (Compose, CropForegroundd, EnsureChannelFirstd, Loa
 from stages.cache.io import to_stored
 from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
 from stages.common.anatomy import organ_units
-from stages.common.ids import find_nifti_files, scan_id_from_path
+from stages.common.ct_folder import list_ct_folder
+from stages.common.ids import scan_id_from_path
 
 
 def ctglip_scan(ct: Path, mask: Path, cfg: PreprocessConfig, out: Path) -> int:
@@ -89,7 +90,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
         ct_dir, masks_dir = (args.ct_dir, args.masks_dir) if args.ct_dir else synth_scans(temp / "synth", args.n_scans)
-        pairs = [(ct, masks_dir / ct.name) for ct in find_nifti_files(ct_dir)][: args.limit]
+        pairs = [(ct, masks_dir / ct.name) for ct in list_ct_folder(ct_dir).scans.values()][: args.limit]
         pipeline = monai_pipeline(cfg)
         results = {}
         for name, work in (("ctglip", lambda ct, m, o: ctglip_scan(ct, m, cfg, o)),

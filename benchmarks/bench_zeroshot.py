@@ -22,7 +22,7 @@ import torch
 
 from stages.cache import CacheConfig, organ_samples, preprocess_scan
 from stages.cache import run as build_cache
-from stages.common.ids import find_nifti_files, scan_id_from_path
+from stages.common.ct_folder import list_ct_folder
 from stages.common.manifest import read_manifest
 from stages.parse_reports import ParseReportsConfig
 from stages.parse_reports import run as parse_reports
@@ -61,9 +61,9 @@ def preprocessing_seconds(checkpoint: Path, ct_dir: Path, masks_dir: Path) -> li
     organs = set(config.organ_vocab) | set(config.abnormality_dictionary)
     masks = read_masks_dir(masks_dir)
     seconds = []
-    for ct in find_nifti_files(ct_dir):
+    for scan_id, ct in list_ct_folder(ct_dir).scans.items():
         started = time.perf_counter()
-        scan = preprocess_scan(ct, masks[scan_id_from_path(ct)], preprocess)
+        scan = preprocess_scan(ct, masks[scan_id], preprocess)
         organ_samples(replace(scan, units=[u for u in scan.units if u in organs]), preprocess)
         seconds.append(time.perf_counter() - started)
     return seconds

@@ -14,7 +14,7 @@ from stages.cache import io
 from stages.cache.config import ABNORMALITY_TEMPLATE, CacheConfig, fill_template
 from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
 from stages.common.anatomy import ANATOMY_TABLE_VERSION, organ_units
-from stages.common.ids import find_nifti_files, scan_id_from_path
+from stages.common.ct_folder import list_ct_folder
 from stages.common.manifest import (ItemStatus, StageResult, ok_items, package_versions, read_manifest,
                                     write_manifest)
 from stages.common.nifti import InputError
@@ -26,9 +26,9 @@ from stages.segment.io import read_masks_dir
 VOLUME_ORGAN = "volume"
 
 
-def _process_scan(task: tuple[Path, Path, Path, str, PreprocessConfig, str, bool, str]) -> tuple[str, str, float]:
+def _process_scan(task: tuple[Path, Path, Path, str, PreprocessConfig, str, bool, str, str]) -> tuple[str, str, float]:
     """Worker: preprocess one scan and write its shard. Returns (scan_id, error, seconds)."""
-    cache_dir, ct_path, mask_path, scan_id, preprocess, dtype, include_volume, hu_check = task
+    cache_dir, ct_path, mask_path, scan_id, preprocess, dtype, include_volume, hu_check, content_hash = task
     started = time.perf_counter()
     try:
         scan = preprocess_scan(ct_path, mask_path, preprocess, hu_check)
@@ -36,7 +36,7 @@ def _process_scan(task: tuple[Path, Path, Path, str, PreprocessConfig, str, bool
         if not samples:
             raise InputError(f"{mask_path}: no organ with at least {preprocess.min_organ_voxels} voxels")
         volume = volume_sample(scan, preprocess) if include_volume else None
-        io.write_scan_shard(cache_dir, scan_id, samples, volume, dtype)
+        io.write_scan_shard(cache_dir, scan_id, samples, volume, dtype, content_hash)
         return scan_id, "", time.perf_counter() - started
     except (InputError, OSError, ValueError) as error:
         return scan_id, str(error), time.perf_counter() - started
@@ -52,13 +52,9 @@ def _plan(config: CacheConfig) -> tuple[list[tuple[str, Path, Path]], list[ItemS
     """Pair CTs with ok masks and parsed reports; anything unpaired is a failed item."""
     masks = read_masks_dir(config.masks_dir)
     reports = set(ok_items(read_manifest(config.reports_dir, "parse-reports")))
-    todo, failed = [], []
-    for ct_path in find_nifti_files(Path(config.ct_dir)):
-        try:
-            scan_id = scan_id_from_path(ct_path)
-        except ValueError as error:
-            failed.append(ItemStatus(ct_path.name, "failed", str(error)))
-            continue
+    listing = list_ct_folder(Path(config.ct_dir))
+    todo, failed = [], list(listing.rejected)
+    for scan_id, ct_path in listing.scans.items():
         if scan_id not in masks:
             failed.append(ItemStatus(scan_id, "failed", f"{ct_path}: no ok mask in {config.masks_dir}; "
                                      "run `ctglip segment` for it"))
@@ -90,15 +86,16 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
     dictionary = read_abnormality_dictionary(config.reports_dir)
     encoder = TextEncoder.load(config.text_encoder) if n == 1 else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    io.claim_content_config(out_dir, config.content_config(), config.overwrite)
+    content_hash = io.claim_content_config(out_dir, config.content_config(), config.overwrite)
+    io.retract_tables(out_dir)
 
     pending = []
     for scan_id, ct_path, mask_path in todo:
-        if not config.overwrite and io.read_scan_meta(out_dir, scan_id) is not None:
+        if not config.overwrite and io.read_scan_meta(out_dir, scan_id, content_hash) is not None:
             items.append(ItemStatus(scan_id, "skipped"))
         else:
             pending.append((out_dir, ct_path, mask_path, scan_id, config.preprocess,
-                            config.image_dtype, config.include_volume, config.hu_check))
+                            config.image_dtype, config.include_volume, config.hu_check, content_hash))
     progress.start(len(pending), "cache: preprocess scans")
     failures = 0
     for scan_id, error, seconds in _map(pending, config.workers):
@@ -109,14 +106,14 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
         return StageResult("cache", out_dir, sorted(items, key=lambda i: i.item_id))
 
     done = sorted(i.item_id for i in items if i.status in ("ok", "skipped"))
-    index, texts, vocab = _assemble(out_dir, done, organ_texts, dictionary, config)
+    index, texts, vocab = _assemble(out_dir, done, organ_texts, dictionary, config, content_hash)
     progress.start(1, "cache: embed texts")
     embeddings = encoder.encode(texts)
     progress.advance()
     io.write_tables(out_dir, index, texts, embeddings, vocab)
     write_manifest(out_dir, "cache", config, sorted(items, key=lambda i: i.item_id),
                    package_versions("monai", "nibabel", "torch", "sentence-transformers"),
-                   extra={"content_hash": io.config_hash(config.content_config()),
+                   extra={"content_hash": content_hash,
                           "window": list(config.preprocess.window),
                           "text_encoder": encoder.describe(),
                           "anatomy_table_version": ANATOMY_TABLE_VERSION,
@@ -148,12 +145,12 @@ class _TextTable:
 
 
 def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
-              dictionary: dict[str, dict[str, int]], config: CacheConfig):
+              dictionary: dict[str, dict[str, int]], config: CacheConfig, content_hash: str):
     """Index rows for every cached sample, the text table and the vocabulary."""
     units = organ_units()
     table = _TextTable()
     reports = {(r.scan_id, r.organ): r for r in organ_texts.itertuples(index=False)}
-    metas = {scan_id: io.read_scan_meta(out_dir, scan_id) or [] for scan_id in scan_ids}
+    metas = {scan_id: io.read_scan_meta(out_dir, scan_id, content_hash) or [] for scan_id in scan_ids}
     vocab_organs = sorted({m["organ"] for meta in metas.values() for m in meta} | set(dictionary))
     vocab_organs = [organ for organ in vocab_organs if organ in units]
     organ_index = {organ: i for i, organ in enumerate(vocab_organs)}

@@ -7,12 +7,17 @@ Layout of a cache folder::
         images.npy            uint8|float16 [n_organs, D, H, W], windowed [0, 1] (uint8: x/255)
         masks.npy             uint8 [n_organs, ceil(D*H*W/8)] (np.packbits of the bool masks)
         volume.npy            uint8|float16 [Dv, Hv, Wv] whole-volume sample (global baseline)
-        samples.json          per-organ metadata (organ, complete, volume_ml, bbox, scale)
+        samples.json          per-organ metadata (organ, complete, volume_ml, bbox, scale) and the
+                              content hash of the config that made the shard
     index.parquet             one row per sample (organ crops and whole volumes)
     texts.parquet             text_id, text
     text_embeddings.npy       float32 [n_texts, dim], L2-normalised frozen encoder output
     vocab.json                organ vocabulary, abnormality dictionary and their text ids
     manifest.json             stage manifest (config, hash, text encoder, versions, per-scan status)
+
+``manifest.json`` is written last and removed first (when a run starts), so a folder with
+a manifest is a complete cache; :func:`load_cache` also checks every indexed shard against
+it (content hash, organ rows, array sizes) and refuses a cache that was changed since.
 """
 from __future__ import annotations
 
@@ -31,9 +36,10 @@ import pandas as pd
 from stages.cache.preprocess import OrganSample, PreprocessConfig
 from stages.common.atomic import atomic_path, write_json_atomic
 from stages.common.ids import safe_child, validate_scan_id
-from stages.common.manifest import ManifestError, config_hash, read_manifest
+from stages.common.manifest import MANIFEST_NAME, ManifestError, config_hash, read_manifest
 
 CONTENT_CONFIG_NAME = "cache_config.json"
+TABLES = ("index.parquet", "texts.parquet", "text_embeddings.npy", "vocab.json")
 
 
 def to_stored(image: np.ndarray, dtype: str) -> np.ndarray:
@@ -68,8 +74,15 @@ def claim_content_config(cache_dir: Path, content: dict[str, Any], overwrite: bo
     return digest
 
 
+def retract_tables(cache_dir: Path) -> None:
+    """A run starts changing the folder: remove the manifest first, then the tables built from
+    the shards, so a run killed before its end leaves a folder every reader refuses."""
+    for name in (MANIFEST_NAME, *TABLES):
+        (Path(cache_dir) / name).unlink(missing_ok=True)
+
+
 def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
-                     volume: np.ndarray | None, dtype: str) -> None:
+                     volume: np.ndarray | None, dtype: str, content_hash: str) -> None:
     """Write one scan's arrays into a temp folder, then move the folder into place."""
     final = shard_dir(cache_dir, scan_id)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +96,8 @@ def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
         meta = [{"organ": s.organ, "complete": s.complete, "volume_ml": round(s.volume_ml, 3),
                  "bbox_vox": list(s.bbox_vox), "bbox_mm": [round(v, 2) for v in s.bbox_mm],
                  "scale": round(s.scale, 4), "position": [round(v, 5) for v in s.position]} for s in samples]
-        (temp / "samples.json").write_text(json.dumps({"scan_id": scan_id, "samples": meta}), encoding="utf-8")
+        (temp / "samples.json").write_text(json.dumps({"scan_id": scan_id, "content_hash": content_hash,
+                                                       "samples": meta}), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
         os.replace(temp, final)
@@ -92,12 +106,14 @@ def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
             shutil.rmtree(temp)
 
 
-def read_scan_meta(cache_dir: Path, scan_id: str) -> list[dict[str, Any]] | None:
-    """The scan's sample metadata, or None when its shard is not (completely) written."""
+def read_scan_meta(cache_dir: Path, scan_id: str, content_hash: str) -> list[dict[str, Any]] | None:
+    """The scan's sample metadata, or None when its shard is not (completely) written or was made
+    with another content config."""
     path = shard_dir(cache_dir, scan_id) / "samples.json"
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))["samples"]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data["samples"] if data.get("content_hash") == content_hash else None
 
 
 def write_tables(cache_dir: Path, index: pd.DataFrame, texts: list[str], embeddings: np.ndarray,
@@ -158,7 +174,12 @@ class Cache:
     def _array(self, scan_id: str, name: str) -> np.ndarray:
         key = (scan_id, name)
         if key not in self._arrays:
-            self._arrays[key] = np.load(shard_dir(self.path, scan_id) / name, mmap_mode="r")
+            path = shard_dir(self.path, scan_id) / name
+            try:
+                self._arrays[key] = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as error:
+                raise ManifestError(f"{path}: unreadable cache array ({error}); the cache is damaged: "
+                                    f"rebuild it with `ctglip cache ... -o {self.path} --overwrite`") from error
         return self._arrays[key]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -197,17 +218,62 @@ def load_cache(path: str | Path, kind: str = "organ") -> Cache:
     path = Path(path)
     if kind not in ("organ", "volume"):
         raise ValueError(f"kind must be 'organ' or 'volume', got {kind!r}")
+    if (path / CONTENT_CONFIG_NAME).is_file() and not (path / MANIFEST_NAME).is_file():
+        raise ManifestError(f"{path}: incomplete cache: a `ctglip cache` run into it did not finish (killed?) "
+                            f"and its {MANIFEST_NAME} is not written yet; rerun that `ctglip cache` command")
     manifest = read_manifest(path, "cache")
-    for name in ("index.parquet", "texts.parquet", "text_embeddings.npy", "vocab.json"):
+    for name in TABLES:
         if not (path / name).is_file():
             raise ManifestError(f"{path / name} is missing: the cache is incomplete; rerun `ctglip cache`")
     index = pd.read_parquet(path / "index.parquet")
     index = index[index["kind"] == kind].reset_index(drop=True)
     if kind == "volume" and index.empty:
         raise ManifestError(f"{path}: the cache holds no whole-volume samples (built without them)")
-    for scan_id in index["scan_id"].unique():
-        validate_scan_id(str(scan_id))
+    check_shards(path, manifest, index, kind)
     texts = pd.read_parquet(path / "texts.parquet").sort_values("text_id")["text"].tolist()
     embeddings = np.load(path / "text_embeddings.npy")
     vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
     return Cache(path, kind, manifest, index, texts, embeddings, vocab)
+
+
+def check_shards(path: Path, manifest: dict[str, Any], index: pd.DataFrame, kind: str) -> None:
+    """Refuse a cache whose shards are not the ones its manifest and index were built from."""
+    rebuild = f"rebuild it with `ctglip cache ... -o {path} --overwrite`"
+    expected = manifest.get("content_hash")
+    claimed = path / CONTENT_CONFIG_NAME
+    if not claimed.is_file() or json.loads(claimed.read_text(encoding="utf-8")).get("hash") != expected:
+        raise ManifestError(f"{claimed}: does not match {path / MANIFEST_NAME} (content hash {expected}): the "
+                            f"folder was changed by another `ctglip cache` run after this one; {rebuild}")
+    arrays = ("images.npy", "masks.npy") if kind == "organ" else ("volume.npy",)
+    for scan_id, rows in index.groupby("scan_id", sort=False):
+        folder = shard_dir(path, validate_scan_id(str(scan_id)))
+        meta_path = folder / "samples.json"
+        if not meta_path.is_file():
+            raise ManifestError(f"{meta_path} is missing although index.parquet lists scan {scan_id}: the "
+                                f"cache was changed after it was built (an interrupted run?); {rebuild}")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("content_hash") != expected:
+            raise ManifestError(f"{folder}: shard made with another cache config (content hash "
+                                f"{meta.get('content_hash')}, the manifest's is {expected}): the cache was "
+                                f"changed after it was built (an interrupted `--overwrite`?); {rebuild}")
+        if kind == "organ":
+            organs = [sample["organ"] for sample in meta["samples"]]
+            for row, organ in zip(rows["row"], rows["organ"]):
+                if row >= len(organs) or organs[row] != organ:
+                    raise ManifestError(f"{meta_path}: sample {row} is not the {organ} that index.parquet "
+                                        f"lists; {rebuild}")
+        for name in arrays:
+            problem = _npy_problem(folder / name)
+            if problem:
+                raise ManifestError(f"{folder / name}: {problem}; the cache is damaged: {rebuild}")
+
+
+def _npy_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be mapped as the ``.npy`` array its header describes, or None."""
+    try:
+        np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as error:  # a truncated file: "mmap length is greater than file size"
+        return f"unreadable or truncated ({error})"
+    return None

@@ -25,11 +25,16 @@ def validate_scan_id(scan_id: str) -> str:
     return scan_id
 
 
+def is_nifti_name(name: str) -> bool:
+    """``*.nii.gz`` or ``*.nii``, in any letter case (``X.NII.GZ`` too)."""
+    return name.lower().endswith(NIFTI_SUFFIXES)
+
+
 def scan_id_from_path(path: str | Path) -> str:
-    """Scan id of a NIfTI file name (``abc.nii.gz`` -> ``abc``), validated."""
+    """Scan id of a NIfTI file name (``abc.nii.gz`` -> ``abc``, ``ABC.NII.GZ`` -> ``ABC``), validated."""
     name = Path(path).name
     for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
+        if name.lower().endswith(suffix):
             return validate_scan_id(name[: -len(suffix)])
     raise InvalidScanId(f"{path}: not a NIfTI file name (expected .nii.gz or .nii)")
 
@@ -42,9 +47,3 @@ def safe_child(folder: Path, scan_id: str, suffix: str) -> Path:
         raise InvalidScanId(f"scan id {scan_id!r} would write outside {folder}")
     return target
 
-
-def find_nifti_files(folder: Path) -> list[Path]:
-    """``*.nii.gz`` and ``*.nii`` files directly in ``folder``, sorted by name."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))

@@ -19,7 +19,6 @@ from torch.utils.data import DataLoader
 
 from stages import __version__
 from stages.cache import load_cache
-from stages.common.manifest import read_manifest
 from stages.pretrain.checkpoint import (FINAL_CHECKPOINT, LAST_CHECKPOINT, CacheSource, Checkpoint, RunConfig,
                                         read_checkpoint, remove_partial_checkpoints)
 from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig, TrainConfig
@@ -78,7 +77,6 @@ class Session:
 
 def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Session:
     """Read the cache, split it, build model/optimizer/data, and restore a checkpoint on resume."""
-    cache_manifest = read_manifest(config.cache_dir, "cache")
     cache = load_cache(config.cache_dir, kind="organ" if config.mode == "grounded" else "volume")
     train_cfg, grounded = config.train, config.mode == "grounded"
     check_run_dir(config.out_dir, config.resume)
@@ -89,7 +87,7 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
                         train_cfg.val_fraction, train_cfg.seed, train_cfg.include_incomplete)
     if not plan.train_rows:
         raise ValueError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
-    run_config = describe_run(config, cache, cache_manifest, int(texts.shape[1]))
+    run_config = describe_run(config, cache, int(texts.shape[1]))
     torch.manual_seed(train_cfg.seed)
     model = build_model(run_config.model, text_dim=int(texts.shape[1])).to(device)
     if config.train.channels_last and device.type == "cuda":
@@ -128,7 +126,7 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     return session
 
 
-def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, Any], text_dim: int) -> RunConfig:
+def describe_run(config: PretrainConfig, cache: Any, text_dim: int) -> RunConfig:
     """The checkpoint's ``config``: everything needed to rebuild the model and its inputs."""
     preprocess = cache.preprocess
     input_size = preprocess.crop_size if config.mode == "grounded" else preprocess.volume_size
@@ -138,8 +136,8 @@ def describe_run(config: PretrainConfig, cache: Any, cache_manifest: dict[str, A
         model={**config.model, "input_size": [int(size) for size in input_size],
                "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"},
         train=config.train.to_dict(),
-        cache=CacheSource(path=str(config.cache_dir.resolve()), config_hash=cache_manifest.get("config_hash", ""),
-                          content_hash=cache_manifest.get("content_hash", ""), preprocess=preprocess),
+        cache=CacheSource(path=str(config.cache_dir.resolve()), config_hash=cache.manifest.get("config_hash", ""),
+                          content_hash=cache.manifest.get("content_hash", ""), preprocess=preprocess),
         text_encoder={**dict(cache.text_encoder), "dim": text_dim},
         organ_vocab=list(cache.organ_vocab),
         abnormality_dictionary={organ: {phrase: int(count) for phrase, count in phrases.items()}

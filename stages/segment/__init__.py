@@ -12,10 +12,11 @@ import nibabel as nib
 
 from stages.common.anatomy import ANATOMY_TABLE_VERSION, TOTALSEG_TASK, totalseg_class_map
 from stages.common.atomic import atomic_path
-from stages.common.ids import InvalidScanId, find_nifti_files, scan_id_from_path
+from stages.common.ct_folder import list_ct_folder
+from stages.common.ids import InvalidScanId, scan_id_from_path, validate_scan_id
 from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.hu_check import check_hu
-from stages.common.nifti import InputError, load_volume, read_array
+from stages.common.nifti import InputError, check_voxel_data, load_volume, read_array
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.segment import io
 from stages.segment.config import SegmentConfig, parse_shard
@@ -34,7 +35,9 @@ def shard_files(files: list[Path], shard: tuple[int, int]) -> list[Path]:
 def _segment_one(config: SegmentConfig, ct_path: Path, scan_id: str) -> None:
     ct = load_volume(ct_path, "CT")
     if config.hu_check != "off":
-        check_hu(read_array(ct, ct_path), ct_path, config.hu_check)
+        check_hu(read_array(ct, ct_path), ct_path, config.hu_check)  # reads every voxel
+    else:
+        check_voxel_data(ct_path, ct)  # the import engine never reads the CT's voxels otherwise
     if config.engine == "import":
         mask, source = load_imported_mask(Path(config.import_from), scan_id)
     else:
@@ -56,22 +59,18 @@ def run(config: SegmentConfig, progress: ProgressReporter | None = None) -> Stag
     """Segment (or import) every CT of this shard; resumable, one failure never stops the rest."""
     progress = progress or SilentProgress()
     out_dir = Path(config.out_dir)
-    files = shard_files(find_nifti_files(Path(config.ct_dir)), config.shard)
+    listing = list_ct_folder(Path(config.ct_dir))
+    files = shard_files(list(listing.scans.values()), config.shard)
     if config.engine == "totalsegmentator":
         check_totalseg_weights(config.fast)
     if config.engine == "import" and not Path(config.import_from).is_dir():
         raise FileNotFoundError(f"{config.import_from}: segmentation folder does not exist")
     out_dir.mkdir(parents=True, exist_ok=True)
-    items: list[ItemStatus] = []
+    items = _record_rejected(listing.rejected, config.engine, out_dir)  # every shard lists the folder's problems
     progress.start(len(files), f"segment ({config.engine})")
     for ct_path in files:
         started = time.perf_counter()
-        try:
-            scan_id = scan_id_from_path(ct_path)
-        except InvalidScanId as error:
-            items.append(ItemStatus(ct_path.name, "failed", str(error), extra={"engine": config.engine}))
-            progress.advance(failed=sum(i.status == "failed" for i in items))
-            continue
+        scan_id = scan_id_from_path(ct_path)
         previous = io.read_status(out_dir, scan_id)
         if (not config.overwrite and previous and previous["status"] == "ok"
                 and io.mask_path(out_dir, scan_id).is_file()):
@@ -88,6 +87,22 @@ def run(config: SegmentConfig, progress: ProgressReporter | None = None) -> Stag
         progress.advance(failed=sum(i.status == "failed" for i in items))
     _write_manifests(config, out_dir)
     return StageResult("segment", out_dir, items)
+
+
+def _record_rejected(rejected: list[ItemStatus], engine: str, out_dir: Path) -> list[ItemStatus]:
+    """Folder entries that cannot be segmented, as failed items; those with a usable id also get a
+    status file, so the manifest lists them and a mask from an earlier run is no longer trusted."""
+    items = []
+    for item in rejected:
+        item = ItemStatus(item.item_id, "failed", item.error, extra={"engine": engine})
+        try:
+            validate_scan_id(item.item_id)
+        except InvalidScanId:
+            items.append(item)
+            continue
+        io.write_status(out_dir, item)
+        items.append(item)
+    return items
 
 
 def _write_manifests(config: SegmentConfig, out_dir: Path) -> None:

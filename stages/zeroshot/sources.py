@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.cache import PreprocessConfig, load_cache, organ_samples, preprocess_scan, volume_sample
-from stages.common.ids import InvalidScanId, find_nifti_files, scan_id_from_path
+from stages.common.ct_folder import list_ct_folder
 from stages.common.nifti import InputError
 from stages.segment.io import read_masks_dir
 
@@ -72,9 +72,9 @@ def _missing_mask(scan_id: str, masks_dir: Path, reason: str) -> ScanLoader:
     return load
 
 
-def _invalid_id(error: InvalidScanId) -> ScanLoader:
+def _rejected(reason: str) -> ScanLoader:
     def load() -> ScanSamples:
-        raise error
+        raise InputError(reason)
     return load
 
 
@@ -82,13 +82,9 @@ def nifti_sources(ct_dir: Path, masks_dir: Path, preprocess: PreprocessConfig, o
                   global_mode: bool, hu_check: str = "error") -> list[tuple[str, ScanLoader]]:
     """One loader per CT in ``ct_dir``; masks come from a validated ``ctglip segment`` folder."""
     masks = read_masks_dir(Path(masks_dir))
-    sources = []
-    for ct_path in find_nifti_files(Path(ct_dir)):
-        try:
-            scan_id = scan_id_from_path(ct_path)
-        except InvalidScanId as error:
-            sources.append((ct_path.name, _invalid_id(error)))
-            continue
+    listing = list_ct_folder(Path(ct_dir))
+    sources = [(item.item_id, _rejected(item.error)) for item in listing.rejected]
+    for scan_id, ct_path in listing.scans.items():
         if scan_id not in masks:
             sources.append((scan_id, _missing_mask(scan_id, Path(masks_dir), "not segmented, or segmentation failed")))
             continue
