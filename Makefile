@@ -26,7 +26,7 @@ demo: install ## run the whole pipeline on generated data (DEMO_SIZE=small|full)
 	HF_HUB_OFFLINE=1 DEMO_SIZE=$(DEMO_SIZE) PATH=$(abspath $(VENV))/bin:$$PATH bash examples/demo.sh
 
 bench: install ## run the benchmark scripts
-	HF_HUB_OFFLINE=1 bash benchmarks/run_all.sh
+	HF_HUB_OFFLINE=1 PYTHON=$(abspath $(PY)) bash benchmarks/run_all.sh
 
 clean: ## remove the venv and demo outputs
 	rm -rf $(VENV) demo

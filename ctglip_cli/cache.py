@@ -6,11 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ctglip_cli.common import HU_CHECK_HELP, console, fail_fast, finish, rich_progress
-from stages.cache import CacheConfig, PreprocessConfig, parse_window, run
-from stages.cache.config import DEFAULT_NORMAL_TEMPLATE
+from ctglip_cli.common import HU_CHECK_HELP, calm_openmp, console, fail_fast, finish, rich_progress
 from stages.common.text_encoder import DEFAULT_ENCODER_ID
-from stages.segment.config import parse_shard
 
 
 def command(
@@ -27,7 +24,9 @@ def command(
     margin_mm: Annotated[float, typer.Option(help="Context margin around the organ's bounding box.")] = 10.0,
     volume_size: Annotated[int, typer.Option(help="Whole-volume sample edge (global baseline).")] = 96,
     text_encoder: Annotated[str, typer.Option(help="Local sentence-transformers/HF model folder.")] = DEFAULT_ENCODER_ID,
-    normal_template: Annotated[str, typer.Option(help="Text for organs the report does not mention.")] = DEFAULT_NORMAL_TEMPLATE,
+    normal_template: Annotated[str | None, typer.Option(help="Text for organs the report does not mention "
+                                                         "(default: '{Organ} shows no significant "
+                                                         "abnormality.').")] = None,
     image_dtype: Annotated[str, typer.Option(help="uint8 (compact) or float16.")] = "uint8",
     volume: Annotated[bool, typer.Option(help="Also store whole-volume samples for --mode global.")] = True,
     workers: Annotated[int, typer.Option(help="Scans processed in parallel (one scan in memory each).")] = 1,
@@ -38,13 +37,18 @@ def command(
                                        "text embeddings.")] = "1/1",
 ) -> None:
     """Turn scans, masks and parsed reports into organ crop / text samples for pretraining."""
+    calm_openmp()
+    from stages.cache import CacheConfig, PreprocessConfig, parse_window, run
+    from stages.segment.config import parse_shard
+
     def build() -> CacheConfig:
         preprocess = PreprocessConfig(spacing=tuple(spacing), window=parse_window(window, window_preset),
                                       crop_size=(crop_size,) * 3, margin_mm=margin_mm, volume_size=(volume_size,) * 3)
+        template = {} if normal_template is None else {"normal_template": normal_template}
         return CacheConfig(ct_dir=ct_dir, masks_dir=masks_dir, reports_dir=reports_dir, out_dir=output,
-                           preprocess=preprocess, text_encoder=text_encoder, normal_template=normal_template,
-                           image_dtype=image_dtype, include_volume=volume, workers=workers, overwrite=overwrite,
-                           hu_check=hu_check, shard=parse_shard(shard))
+                           preprocess=preprocess, text_encoder=text_encoder, image_dtype=image_dtype,
+                           include_volume=volume, workers=workers, overwrite=overwrite, hu_check=hu_check,
+                           shard=parse_shard(shard), **template)
 
     config = fail_fast(build)
     with rich_progress() as progress:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ctglip_cli.common import console, fail_fast, finish, rich_progress
-from stages.pretrain import make_config, run
-from stages.pretrain.distributed import world_info_from_env
+from ctglip_cli.common import calm_openmp, console, fail_fast, finish, rich_progress
+from stages.common.device import DEVICE_HELP
+from stages.common.errors import SetupError
 
 
 def command(
@@ -20,7 +20,7 @@ def command(
                                                          "file with \"model\" and \"train\".")] = "tiny",
     encoder: Annotated[str | None, typer.Option(help="cnn (nnU-Net) or vit; picks the preset family "
                                                       "(default cnn, or the JSON file's).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda (under torchrun: GPU LOCAL_RANK).")] = "auto",
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP} (under torchrun: GPU LOCAL_RANK).")] = "auto",
     threads: Annotated[int | None, typer.Option(help="CPU threads (default: one per core; use fewer on a "
                                                      "machine shared with other busy processes).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training samples.")] = None,
@@ -54,11 +54,15 @@ def command(
     resume: Annotated[bool, typer.Option(help="Continue the run in -o from its last.pt.")] = False,
 ) -> None:
     """Pretrain CT-GLIP on a cache; writes RUN_DIR/{last,final}.pt, metrics.csv, loss.png."""
+    calm_openmp()
+    from stages.pretrain import make_config, run
+    from stages.pretrain.distributed import world_info_from_env
+
     def parse_axes(text: str) -> tuple[int, ...]:
         try:
             return tuple(int(part) for part in text.split(",") if part.strip())
         except ValueError:
-            raise ValueError(f"--flip-axes: expected comma-separated axes such as 0,2, got {text!r}") from None
+            raise SetupError(f"--flip-axes: expected comma-separated axes such as 0,2, got {text!r}") from None
 
     def build():
         return make_config(

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ctglip_cli.common import HU_CHECK_HELP, console, fail_fast, finish, rich_progress
-from stages.segment import SegmentConfig, WeightsMissing, parse_shard, run
+from ctglip_cli.common import HU_CHECK_HELP, fail_fast, finish, rich_progress
+from stages.common.device import DEVICE_HELP
 
 
 def command(
@@ -17,19 +17,17 @@ def command(
     source: Annotated[Path | None, typer.Option("--from", help="With --engine import: folder of "
                       "<scan_id>.nii.gz multilabel masks or <scan_id>/<class>.nii.gz folders.")] = None,
     fast: Annotated[bool, typer.Option(help="TotalSegmentator's 3 mm fast model.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = "auto",
     shard: Annotated[str, typer.Option(help="K/N: process every N-th scan starting at the K-th.")] = "1/1",
     overwrite: Annotated[bool, typer.Option(help="Redo scans already segmented.")] = False,
     hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
 ) -> None:
     """Segment CTs into TotalSegmentator 'total' organ masks (or import existing ones)."""
+    from stages.segment import SegmentConfig, parse_shard, run
+
     config = fail_fast(lambda: SegmentConfig(ct_dir=ct_dir, out_dir=output, engine=engine, import_from=source,
                                              fast=fast, device=device, shard=parse_shard(shard),
                                              overwrite=overwrite, hu_check=hu_check))
-    try:
-        with rich_progress() as progress:
-            result = fail_fast(lambda: run(config, progress))
-    except WeightsMissing as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+    with rich_progress() as progress:
+        result = fail_fast(lambda: run(config, progress))
     finish(result)

@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from ctglip_cli.common import fail_fast, finish, rich_progress
-from stages.synth import SynthConfig, run
-from stages.synth.config import parse_triple
 
 
 def command(
@@ -28,6 +26,9 @@ def command(
                                         "scan ids become train_<n>_a_1.")] = "ctglip",
 ) -> None:
     """Generate a synthetic CT + report benchmark with known ground truth."""
+    from stages.synth import SynthConfig, run
+    from stages.synth.config import parse_triple
+
     config = fail_fast(lambda: SynthConfig(
         out_dir=output, n_scans=n_scans, seed=seed, shape=parse_triple(shape, "--shape", int),
         spacing=parse_triple(spacing, "--spacing", float), prevalence=prevalence, omit_fraction=omit_fraction,

@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ctglip_cli.common import HU_CHECK_HELP, console, fail_fast, finish, rich_progress
-from stages.zeroshot import ZeroshotConfig, run
-from stages.zeroshot.io import METRICS_FILE, read_metrics
+from ctglip_cli.common import HU_CHECK_HELP, calm_openmp, console, fail_fast, finish, rich_progress
+from stages.common.device import DEVICE_HELP
 
 # CLI option -> ZeroshotConfig field, where the names differ (checked by the tests).
 OPTION_FIELDS = {"output": "output_dir", "cache": "cache_dir", "val_fraction": "validation_fraction"}
@@ -94,7 +93,7 @@ def command(
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the validation split.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Organ crops per forward pass.")] = 16,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(help=f"{DEVICE_HELP}.")] = "auto",
     text_encoder: Annotated[Path | None, typer.Option(help="Local copy of the checkpoint's text encoder, "
                                                       "where its recorded path is gone.")] = None,
     save_embeddings: Annotated[bool, typer.Option(help="Also write embeddings.npy + embeddings_index.parquet.")] = False,
@@ -102,6 +101,10 @@ def command(
     hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
 ) -> None:
     """Zero-shot organ recognition and abnormality detection with text prompts."""
+    calm_openmp()
+    from stages.zeroshot import ZeroshotConfig, run
+    from stages.zeroshot.io import METRICS_FILE, read_metrics
+
     config = fail_fast(lambda: ZeroshotConfig(
         checkpoint=checkpoint, output_dir=output, ct_dir=ct_dir, masks_dir=masks_dir, cache_dir=cache,
         labels=labels, label_map=label_map, protocol=protocol, abnormalities=abnormalities, prompts=prompts, threshold=threshold,

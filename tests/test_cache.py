@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from ctglip_cli.main import app
 from stages.cache import CacheConfig, PreprocessConfig, load_cache, run
 from stages.common.anatomy import organ_units
+from stages.common.errors import SetupError
 from stages.parse_reports import read_organ_texts
 
 
@@ -85,9 +86,9 @@ def test_rerun_skips_changed_config_is_refused_and_failures_are_recorded(tiny_pi
     assert first.exit_code == 0 and first.counts()["ok"] == 10
     index = pd.read_parquet(out / "index.parquet")
     again = run(_config(root, out))
-    assert again.counts() == {"ok": 0, "skipped": 10, "failed": 0}
+    assert again.counts() == {"ok": 0, "done-earlier": 10, "empty": 0, "failed": 0}
     pd.testing.assert_frame_equal(pd.read_parquet(out / "index.parquet"), index)
-    with pytest.raises(FileExistsError, match="another config"):
+    with pytest.raises(SetupError, match="another config"):
         run(_config(root, out, preprocess=PreprocessConfig(spacing=(3.0, 3.0, 3.0), crop_size=(32, 32, 32))))
     # a scan without a mask and a mask corrupted after segmentation: recorded, others continue
     ct_files = sorted((root / "ct").glob("*.nii.gz"))

@@ -12,6 +12,7 @@ from scipy import ndimage
 from stages.cache.io import from_stored, to_stored
 from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
 from stages.common.anatomy import organ_units
+from stages.common.errors import SetupError
 from stages.common.nifti import InputError
 
 
@@ -106,7 +107,7 @@ def test_mask_on_another_grid_is_a_clear_error(example, tmp_path):
 def test_config_round_trips_and_rejects_nonsense():
     cfg = PreprocessConfig(spacing=(1.0, 1.0, 3.0), window=(-160.0, 240.0), crop_size=(96, 96, 96))
     assert PreprocessConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="LO < HI"):
+    with pytest.raises(SetupError, match="LO < HI"):
         PreprocessConfig(window=(350.0, -1150.0))
-    with pytest.raises(ValueError, match="spacing"):
+    with pytest.raises(SetupError, match="spacing"):
         PreprocessConfig(spacing=(1.5, 0.0, 1.5))

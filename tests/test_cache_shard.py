@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from stages.cache import CacheConfig, PreprocessConfig, load_cache, run
+from stages.common.errors import SetupError
 from stages.common.manifest import ManifestError, read_manifest
 
 PREPROCESS = PreprocessConfig(spacing=(3.5, 3.5, 3.5), crop_size=(32, 32, 32), volume_size=(32, 32, 32))
@@ -30,7 +31,7 @@ def test_two_shards_and_merge_equal_a_single_run(tiny_pipeline_dir: Path, tmp_pa
     with pytest.raises(ManifestError):
         read_manifest(out, "cache")  # not usable before the merge
     merged = run(_config(tiny_pipeline_dir, out))
-    assert {i.status for i in merged.items} == {"skipped"}
+    assert {i.status for i in merged.items} == {"done-earlier"}
     assert {i.item_id for i in merged.items} == first_ids | second_ids
     for name in ("index.parquet", "texts.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(single / name))
@@ -41,5 +42,5 @@ def test_two_shards_and_merge_equal_a_single_run(tiny_pipeline_dir: Path, tmp_pa
 
 
 def test_shard_with_overwrite_is_refused(tiny_pipeline_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="--overwrite cannot be combined with --shard"):
+    with pytest.raises(SetupError, match="--overwrite cannot be combined with --shard"):
         _config(tiny_pipeline_dir, tmp_path / "x", shard=(1, 2), overwrite=True)

@@ -29,7 +29,7 @@ def test_demo_runs_every_stage_and_writes_the_results_table(tmp_path):
                           ("zeroshot/grounded-cnn", "zeroshot"), ("zeroshot/global-cnn", "zeroshot")]:
         manifest = read_manifest(out / folder, stage)  # validates the schema and the stage name
         assert manifest["items"], f"{folder}: no items"
-        assert all(item["status"] in ("ok", "skipped") for item in manifest["items"].values()), folder
+        assert all(item["status"] in ("ok", "done-earlier", "empty") for item in manifest["items"].values()), folder
     for mode in ("grounded", "global"):
         metrics = json.loads((out / "zeroshot" / f"{mode}-cnn" / "metrics.json").read_text())
         assert metrics["mode"] == mode and metrics["n_scans"] == 3 and metrics["n_scans_failed"] == 0

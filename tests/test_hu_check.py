@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from stages.common.errors import SetupError
 from stages.common.hu_check import HUCheckError, check_hu, diagnosis, hu_stats, problems
 
 
@@ -71,7 +72,7 @@ def test_warn_and_off_modes(real_hu: np.ndarray) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_hu(real_hu + 1024, "x.nii.gz", "off") is None
-    with pytest.raises(ValueError, match="--hu-check"):
+    with pytest.raises(SetupError, match="--hu-check"):
         check_hu(real_hu, "x.nii.gz", "maybe")
 
 

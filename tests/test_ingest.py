@@ -73,7 +73,7 @@ def test_v1_with_metadata_equals_v2_and_stored_values_without_metadata_fail(real
     assert manifest["stage"] == "ingest" and manifest["items"]["train_2_a_1"]["status"] == "ok"
     # resumable: a rerun skips the ok scans and retries the failed one
     again = run(IngestConfig(src=src, out_dir=out, metadata=metadata))
-    assert {i.item_id: i.status for i in again.items} == {"train_1_a_1": "skipped", "train_2_a_1": "skipped",
+    assert {i.item_id: i.status for i in again.items} == {"train_1_a_1": "done-earlier", "train_2_a_1": "done-earlier",
                                                           "train_3_a_1": "failed"}
 
 

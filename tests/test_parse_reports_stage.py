@@ -12,6 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from ctglip_cli import parse_reports as cli
+from stages.common.errors import SetupError
 from stages.common.manifest import ManifestError, read_manifest, write_manifest
 from stages.parse_reports import ParseReportsConfig, read_abnormality_dictionary, read_organ_texts, run
 from stages.parse_reports.io import ReportsInputError
@@ -33,7 +34,7 @@ def _write_ct_rate(path: Path, rows=CT_RATE_ROWS) -> Path:
 
 def test_ct_rate_csv(tmp_path):
     result = run(ParseReportsConfig(reports=_write_ct_rate(tmp_path / "reports.csv"), out_dir=tmp_path / "out"))
-    assert result.counts() == {"ok": 2, "skipped": 0, "empty": 1, "failed": 0} and result.exit_code == 0
+    assert result.counts() == {"ok": 2, "done-earlier": 0, "empty": 1, "failed": 0} and result.exit_code == 0
     texts = read_organ_texts(tmp_path / "out")
     assert list(texts.columns[:6]) == ["scan_id", "organ", "text", "abnormal", "uncertain", "abnormalities"]
     first = texts[texts.scan_id == "valid_1_a_1"].set_index("organ")
@@ -44,9 +45,8 @@ def test_ct_rate_csv(tmp_path):
     assert dictionary["heart"] == {"cardiomegaly": 1} and dictionary["liver"] == {"steatosis": 1}
     assert dictionary["aorta"] == {"atherosclerosis": 1, "calcification": 1}
     manifest = read_manifest(tmp_path / "out", "parse-reports")
-    assert manifest["items"]["valid_2_a_1"] == {"status": "empty", "seconds": 0.0,
-                                                "error": "empty report: no findings or impression text"}
-    assert manifest["counts"]["empty"] == 1 and manifest["inputs"]["columns"]["findings"] == "Findings_EN"
+    assert manifest["items"]["valid_2_a_1"] == {"status": "empty", "error": "empty report", "seconds": 0.0}
+    assert manifest["counts"]["skipped_empty"] == 1 and manifest["inputs"]["columns"]["findings"] == "Findings_EN"
     assert (tmp_path / "out" / "abnormality_dictionary.png").stat().st_size > 10_000
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "abnormality_dictionary.json", "abnormality_dictionary.png", "manifest.json", "organ_texts.parquet",
@@ -106,7 +106,7 @@ def test_refuses_another_stages_folder_and_readers_check_the_manifest(tmp_path):
     other.mkdir()
     write_manifest(other, "segment", {"x": 1}, [], {})
     _write_ct_rate(tmp_path / "r.csv")
-    with pytest.raises(FileExistsError, match="another step"):
+    with pytest.raises(SetupError, match="another step"):
         run(ParseReportsConfig(reports=tmp_path / "r.csv", out_dir=other))
     with pytest.raises(ManifestError, match="ctglip parse-reports"):
         read_organ_texts(other)
@@ -121,7 +121,7 @@ def test_unreadable_and_unknown_tables(tmp_path):
     (tmp_path / "r.parquet").write_bytes(b"not parquet")
     with pytest.raises(ReportsInputError, match=r"r.parquet: cannot read the reports table"):
         run(ParseReportsConfig(reports=tmp_path / "r.parquet", out_dir=tmp_path / "out"))
-    with pytest.raises(FileNotFoundError, match="missing.csv: reports file not found"):
+    with pytest.raises(SetupError, match="missing.csv: reports file not found"):
         run(ParseReportsConfig(reports=tmp_path / "missing.csv", out_dir=tmp_path / "out"))
 
 

@@ -22,7 +22,7 @@ def test_parse_reports_reads_synth_reports(tmp_path: Path):
                           prevalence=0.5, omit_fraction=0.0, preview=False))
     dataset = read_dataset(synth)
     result = run(ParseReportsConfig(reports=synth / "reports.csv", out_dir=tmp_path / "parsed"))
-    assert result.counts() == {"ok": 12, "skipped": 0, "failed": 0}
+    assert result.counts() == {"ok": 12, "done-earlier": 0, "empty": 0, "failed": 0}
     rows = read_organ_texts(tmp_path / "parsed")
     stated = {(row.scan_id, row.organ, phrase) for row in rows.itertuples() for phrase in row.abnormalities}
     labels: pd.DataFrame = dataset.labels

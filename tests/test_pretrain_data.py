@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.common.errors import SetupError
 from stages.pretrain.config import TrainConfig
 from stages.pretrain.data import Augmentation, GlobalBatchSampler, plan_samples, split_scans, translate
 from stages.pretrain.schedule import WarmupCosine
@@ -24,7 +25,7 @@ def test_split_is_by_scan_seeded_and_order_independent():
     assert split_scans(scans, 0.2, seed=4) != val
     assert split_scans(scans, 0.0, seed=3) == set()
     assert len(split_scans(scans[:3], 0.01, seed=0)) == 1  # at least one validation scan
-    with pytest.raises(ValueError, match="val fraction"):
+    with pytest.raises(SetupError, match="val fraction"):
         split_scans(scans, 1.0, seed=0)
 
 
@@ -41,7 +42,7 @@ def test_plan_keeps_organs_of_a_scan_together_and_skips_incomplete():
     used = sorted(plan.train_rows + plan.val_rows)
     assert used == [0, 2, 3]  # row 1 and 4 incomplete, row 5 has an invalid text id
     by_scan = {item.item_id: item for item in plan.items}
-    assert by_scan["c"].status == "skipped" and "incomplete" in by_scan["c"].error
+    assert by_scan["c"].status == "empty" and "incomplete" in by_scan["c"].error
     assert by_scan["a"].extra["skipped_incomplete"] == 1
     assert by_scan["d/liver"].status == "failed" and "text_id 99" in by_scan["d/liver"].error
     val_rows = set(plan.val_rows)
@@ -76,9 +77,9 @@ def test_oversampling_repeats_abnormal_samples_and_batch_checks():
     sampler = GlobalBatchSampler(abnormal, global_batch=2, rank=0, world_size=1, seed=0, oversample_abnormal=3)
     positions = [position for position, _ in sampler]
     assert positions.count(0) == 3 and len(positions) == 6
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(SetupError, match="not divisible"):
         GlobalBatchSampler(abnormal, global_batch=3, rank=0, world_size=2, seed=0)
-    with pytest.raises(ValueError, match="larger than"):
+    with pytest.raises(SetupError, match="larger than"):
         GlobalBatchSampler(abnormal, global_batch=8, rank=0, world_size=1, seed=0)
 
 
@@ -127,10 +128,10 @@ def test_augmentation_moves_image_and_mask_together_and_is_seeded():
 
 
 def test_augmentation_settings_are_checked():
-    with pytest.raises(ValueError, match="shift_voxels"):
+    with pytest.raises(SetupError, match="shift_voxels"):
         TrainConfig(shift_voxels=-1)
-    with pytest.raises(ValueError, match="jitter_hu"):
+    with pytest.raises(SetupError, match="jitter_hu"):
         TrainConfig(jitter_hu=-5.0)
-    with pytest.raises(ValueError, match="flip_axes"):
+    with pytest.raises(SetupError, match="flip_axes"):
         TrainConfig(flip_axes=(0, 3))
     assert TrainConfig(flip_axes=[2, 0]).to_dict()["flip_axes"] == [2, 0]

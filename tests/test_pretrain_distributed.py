@@ -106,6 +106,7 @@ def test_two_process_gloo_step_equals_one_process(tmp_path):
 
 
 def test_gather_and_device_helpers_on_one_process():
+    from stages.common.errors import SetupError
     from stages.pretrain.distributed import resolve_device, world_info_from_env
 
     info = world_info_from_env({"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"})
@@ -115,7 +116,7 @@ def test_gather_and_device_helpers_on_one_process():
     for bad in ({"RANK": "2", "WORLD_SIZE": "2"}, {"RANK": "x"}):
         try:
             world_info_from_env(bad)
-        except ValueError as error:
+        except SetupError as error:
             assert "RANK" in str(error) or "rank" in str(error).lower()
         else:
             raise AssertionError(f"{bad} should be refused")

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from stages.common.errors import SetupError
 from stages.pretrain.factory import build_model, list_presets, load_preset
 from stages.pretrain.model import masked_average, masked_histogram, masked_max
 
@@ -44,7 +45,7 @@ def test_mean_max_pooling_feeds_both_statistics_to_the_projection():
         embedding = model.encode_image(torch.rand(2, 1, 32, 32, 32), torch.ones(2, 1, 32, 32, 32, dtype=torch.bool),
                                        torch.zeros(2, 3))
     assert torch.allclose(embedding.norm(dim=1), torch.ones(2), atol=1e-5)
-    with pytest.raises(ValueError, match="pooling"):
+    with pytest.raises(SetupError, match="pooling"):
         build_model({**tiny_config(), "pooling": "median"}, text_dim=10)
 
 
@@ -117,7 +118,7 @@ def test_density_features_tell_a_darker_organ_apart_despite_instance_norm():
         plain_gap = (plain.encode_image(image, mask, position)[0] - plain.encode_image(image, mask, position)[1]).abs().max()
         dense_gap = (dense.encode_image(image, mask, position)[0] - dense.encode_image(image, mask, position)[1]).abs().max()
     assert dense_gap > 10 * plain_gap
-    with pytest.raises(ValueError, match="density_bins"):
+    with pytest.raises(SetupError, match="density_bins"):
         build_model({**tiny_config(), "density_bins": 1}, text_dim=10)
 
 
@@ -153,15 +154,15 @@ def test_every_preset_builds():
 
 
 def test_bad_model_configs_are_refused_with_the_reason():
-    with pytest.raises(ValueError, match="unknown keys \\['depth'\\]"):
+    with pytest.raises(SetupError, match="unknown keys \\['depth'\\]"):
         build_model({**tiny_config(), "depth": 3}, text_dim=8)
-    with pytest.raises(ValueError, match="missing keys \\['filters'\\]"):
+    with pytest.raises(SetupError, match="missing keys \\['filters'\\]"):
         build_model({k: v for k, v in tiny_config().items() if k != "filters"}, text_dim=8)
-    with pytest.raises(ValueError, match="encoder must be one of"):
+    with pytest.raises(SetupError, match="encoder must be one of"):
         build_model({**tiny_config(), "encoder": "resnet"}, text_dim=8)
-    with pytest.raises(ValueError, match="not divisible by patch size"):
+    with pytest.raises(SetupError, match="not divisible by patch size"):
         build_model({**tiny_config("vit", size=38), "working_size": None}, text_dim=8)
-    with pytest.raises(ValueError, match="working_size 64"):
+    with pytest.raises(SetupError, match="working_size 64"):
         build_model({**tiny_config(), "working_size": 64}, text_dim=8)
-    with pytest.raises(FileNotFoundError, match="neither a preset"):
+    with pytest.raises(SetupError, match="neither a preset"):
         load_preset("huge", "cnn")

@@ -17,6 +17,7 @@ import torch
 import torch.multiprocessing as mp
 
 from stages.cache import load_cache
+from stages.common.errors import SetupError
 from stages.common.manifest import read_manifest
 from stages.pretrain import load_checkpoint, make_config, run
 from stages.pretrain.io import read_metrics_csv
@@ -115,12 +116,12 @@ def test_resume_after_a_stop_reaches_the_uninterrupted_weights(tiny_cache_dir, t
 
 def test_run_folder_rules(tiny_cache_dir, tmp_path, fast_config):
     out = tmp_path / "run"
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+    with pytest.raises(SetupError, match="nothing to resume"):
         train(tiny_cache_dir, out, fast_config, resume=True)
     train(tiny_cache_dir, out, fast_config, stop_after_steps=1)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(SetupError, match="--resume"):
         train(tiny_cache_dir, out, fast_config)
-    with pytest.raises(ValueError, match="train.lr"):
+    with pytest.raises(SetupError, match="train.lr"):
         train(tiny_cache_dir, out, fast_config, resume=True, lr=0.1)
     stored = read_checkpoint(out / "last.pt").config
     older = replace(stored, train={k: v for k, v in stored.train.items() if k != "shift_voxels"})

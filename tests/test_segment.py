@@ -99,7 +99,7 @@ def test_resume_skips_done_scans_and_overwrite_redoes_them(example_dirs):
     mtime = (example_dirs["out"] / "case1.nii.gz").stat().st_mtime_ns
     time.sleep(0.01)
     again = run(config)
-    assert again.counts() == {"ok": 0, "skipped": 1, "failed": 0}
+    assert again.counts() == {"ok": 0, "done-earlier": 1, "empty": 0, "failed": 0}
     assert (example_dirs["out"] / "case1.nii.gz").stat().st_mtime_ns == mtime
     manifest = json.loads((example_dirs["out"] / "manifest.json").read_text())
     assert manifest["items"]["case1"]["status"] == "ok"

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ctglip_cli import synth as synth_cli
 from ctglip_cli.main import app
 from stages.common.anatomy import organ_units, totalseg_class_map
+from stages.common.errors import SetupError
 from stages.common.manifest import read_manifest
 from stages.synth import (ABNORMALITIES, SynthConfig, generate_scan, planned_abnormalities, read_dataset, run,
                           scan_id_for)
@@ -322,11 +323,11 @@ def test_output_folder_rules(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="notes.txt"):
+    with pytest.raises(SetupError, match="notes.txt"):
         run(SynthConfig(out_dir=foreign, n_scans=1))
     out = tmp_path / "data"
     run(SynthConfig(out_dir=out, n_scans=3, preview=False))
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(SetupError, match="--overwrite"):
         run(SynthConfig(out_dir=out, n_scans=2))
     (out / ".reports.csv.k2j4.csv").write_text("temp file of a killed run")
     run(SynthConfig(out_dir=out, n_scans=2, seed=1, overwrite=True, preview=False))
@@ -341,14 +342,14 @@ def test_output_folder_rules(tmp_path):
     ({"shape": (40, 40, 40)}, "field of view"),
 ])
 def test_bad_config_names_the_option(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SetupError, match=message):
         SynthConfig(out_dir=Path("x"), **kwargs)
 
 
 def test_parse_triple():
     assert parse_triple("96,96,80", "--shape", int) == (96, 96, 80)
     assert parse_triple("2.5", "--spacing", float) == (2.5, 2.5, 2.5)
-    with pytest.raises(ValueError, match="--shape"):
+    with pytest.raises(SetupError, match="--shape"):
         parse_triple("96,a,2", "--shape", int)
 
 

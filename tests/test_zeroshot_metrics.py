@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stages.common.errors import SetupError
 from stages.zeroshot.evaluate import (EvaluationConfig, abnormality_metrics, organ_recognition_metrics,
                                       split_validation_scans)
 from stages.zeroshot.metrics import (Estimate, auc, best_f1_threshold, bootstrap_counts,
@@ -200,7 +201,7 @@ def test_given_threshold_and_validation_split():
 
 
 def test_validation_split_rejects_bad_fraction():
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(SetupError, match="between 0 and 1"):
         split_validation_scans(["a", "b"], 1.5, 0)
     assert len(split_validation_scans(["a", "b", "c", "d"], 0.5, 0)) == 2
 

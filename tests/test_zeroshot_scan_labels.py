@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.common.errors import SetupError
 from stages.zeroshot.evaluate import EvaluationConfig, abnormality_metrics
 from stages.zeroshot.io import ZeroshotInputError
 from stages.zeroshot.label_map import DEFAULT_LABEL_MAP, load_label_map
@@ -233,5 +234,5 @@ def test_protocol_prompts():
     default = load_templates(protocol=get_protocol("ctglip"))
     assert abnormality_prompts(default, "lung_left", "nodule")[0][0] == "Left lung with nodule."
     assert ctclip.organ == default.organ  # organ recognition prompts do not change
-    with pytest.raises(ValueError, match="ctglip, ctclip, fvlm"):
+    with pytest.raises(SetupError, match="ctglip, ctclip, fvlm"):
         get_protocol("chexzero")

@@ -15,8 +15,8 @@ from stages.cache.config import ABNORMALITY_TEMPLATE, CacheConfig, fill_template
 from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
 from stages.common.anatomy import ANATOMY_TABLE_VERSION, organ_units
 from stages.common.ct_folder import list_ct_folder
-from stages.common.manifest import (ItemStatus, StageResult, ok_items, package_versions, read_manifest,
-                                    write_manifest)
+from stages.common.manifest import (DONE_EARLIER, USABLE, ItemStatus, StageResult, ok_items, package_versions,
+                                    read_manifest, write_manifest)
 from stages.common.nifti import InputError
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.common.text_encoder import TextEncoder
@@ -92,7 +92,7 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
     pending = []
     for scan_id, ct_path, mask_path in todo:
         if not config.overwrite and io.read_scan_meta(out_dir, scan_id, content_hash) is not None:
-            items.append(ItemStatus(scan_id, "skipped"))
+            items.append(ItemStatus(scan_id, DONE_EARLIER))
         else:
             pending.append((out_dir, ct_path, mask_path, scan_id, config.preprocess,
                             config.image_dtype, config.include_volume, config.hu_check, content_hash))
@@ -105,7 +105,7 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
     if encoder is None:  # a shard run: the merge run writes the tables
         return StageResult("cache", out_dir, sorted(items, key=lambda i: i.item_id))
 
-    done = sorted(i.item_id for i in items if i.status in ("ok", "skipped"))
+    done = sorted(i.item_id for i in items if i.status in USABLE)
     index, texts, vocab = _assemble(out_dir, done, organ_texts, dictionary, config, content_hash)
     progress.start(1, "cache: embed texts")
     embeddings = encoder.encode(texts)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.cache.preprocess import WINDOW_PRESETS, PreprocessConfig
+from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
 from stages.common.text_encoder import DEFAULT_ENCODER_ID, LONG_TEXT_POLICY
 
@@ -35,19 +36,19 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         if self.image_dtype not in IMAGE_DTYPES:
-            raise ValueError(f"image dtype must be one of {IMAGE_DTYPES}, got {self.image_dtype!r}")
+            raise SetupError(f"image dtype must be one of {IMAGE_DTYPES}, got {self.image_dtype!r}")
         if "{Organ}" not in self.normal_template and "{organ}" not in self.normal_template:
-            raise ValueError("the normal template must contain {organ} or {Organ}")
+            raise SetupError("the normal template must contain {organ} or {Organ}")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+            raise SetupError(f"workers must be >= 1, got {self.workers}")
         k, n = self.shard
         if not (1 <= k <= n):
-            raise ValueError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+            raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
         if n > 1 and self.overwrite:
-            raise ValueError("--overwrite cannot be combined with --shard (shards would delete each other's "
+            raise SetupError("--overwrite cannot be combined with --shard (shards would delete each other's "
                              "work): rebuild with one process, or delete the folder first")
         if self.hu_check not in HU_CHECK_MODES:
-            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
+            raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
 
     def content_config(self) -> dict[str, Any]:
         """The part that decides the cache's content; its hash keys the cache folder."""
@@ -65,10 +66,10 @@ class CacheConfig:
 def parse_window(window: tuple[float, float] | None, preset: str | None) -> tuple[float, float]:
     """An explicit ``(lo, hi)`` or a preset name -> (lo, hi); fVLM's window by default."""
     if window is not None and preset is not None:
-        raise ValueError("give either --window LO HI or --window-preset, not both")
+        raise SetupError("give either --window LO HI or --window-preset, not both")
     if preset is not None:
         if preset not in WINDOW_PRESETS:
-            raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}")
+            raise SetupError(f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}")
         return WINDOW_PRESETS[preset]
     return (float(window[0]), float(window[1])) if window is not None else WINDOW_PRESETS["fvlm"]
 

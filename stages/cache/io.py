@@ -35,6 +35,7 @@ import pandas as pd
 
 from stages.cache.preprocess import OrganSample, PreprocessConfig
 from stages.common.atomic import atomic_path, write_json_atomic
+from stages.common.errors import SetupError, no_space_is_setup_error
 from stages.common.ids import safe_child, validate_scan_id
 from stages.common.manifest import MANIFEST_NAME, ManifestError, config_hash, read_manifest
 
@@ -66,7 +67,7 @@ def claim_content_config(cache_dir: Path, content: dict[str, Any], overwrite: bo
         existing = json.loads(path.read_text(encoding="utf-8"))
         if existing.get("hash") != digest:
             if not overwrite:
-                raise FileExistsError(
+                raise SetupError(
                     f"{cache_dir} holds a cache built with another config (hash {existing.get('hash')}, "
                     f"this run {digest}); use a new -o folder, or --overwrite to rebuild it")
             shutil.rmtree(Path(cache_dir) / "shards", ignore_errors=True)
@@ -85,6 +86,12 @@ def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
                      volume: np.ndarray | None, dtype: str, content_hash: str) -> None:
     """Write one scan's arrays into a temp folder, then move the folder into place."""
     final = shard_dir(cache_dir, scan_id)
+    with no_space_is_setup_error(final):
+        _write_shard_folder(final, scan_id, samples, volume, dtype)
+
+
+def _write_shard_folder(final: Path, scan_id: str, samples: list[OrganSample],
+                        volume: np.ndarray | None, dtype: str) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{scan_id}.", dir=final.parent))
     try:

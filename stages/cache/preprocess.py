@@ -24,6 +24,7 @@ from monai.transforms import ScaleIntensityRange
 from scipy import ndimage
 
 from stages.common.anatomy import label_to_unit, organ_units
+from stages.common.errors import SetupError
 from stages.common.hu_check import check_hu
 from stages.common.ids import scan_id_from_path
 from stages.common.nifti import InputError, grid_mismatch, load_volume, read_array
@@ -51,13 +52,13 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         if len(self.spacing) != 3 or min(self.spacing) <= 0:
-            raise ValueError(f"spacing must be three positive numbers in mm, got {self.spacing}")
+            raise SetupError(f"spacing must be three positive numbers in mm, got {self.spacing}")
         if len(self.window) != 2 or self.window[0] >= self.window[1]:
-            raise ValueError(f"window must be LO HI with LO < HI, got {self.window}")
+            raise SetupError(f"window must be LO HI with LO < HI, got {self.window}")
         if len(self.crop_size) != 3 or min(self.crop_size) < 8:
-            raise ValueError(f"crop size must be three integers >= 8, got {self.crop_size}")
+            raise SetupError(f"crop size must be three integers >= 8, got {self.crop_size}")
         if self.margin_mm < 0:
-            raise ValueError(f"margin must be >= 0 mm, got {self.margin_mm}")
+            raise SetupError(f"margin must be >= 0 mm, got {self.margin_mm}")
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

@@ -1,7 +1,8 @@
 """Atomic file writes: write a temp file in the target folder, then ``os.replace``.
 
 A killed run therefore leaves either the old file or the new one, never half of one,
-and resuming can trust every file it finds.
+and resuming can trust every file it finds. A full disk raises
+:class:`~stages.common.errors.NoSpaceLeft` naming the file, and the temp file is removed.
 """
 from __future__ import annotations
 
@@ -14,24 +15,27 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from stages.common.errors import no_space_is_setup_error
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path next to ``target`` (same suffixes); move it into place on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(target.suffixes) or ".tmp"
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        yield temp
-        if temp.is_file():
-            os.chmod(temp, _default_file_mode())  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(temp, target)
-    finally:
-        if temp.exists():
-            temp.unlink()
+    with no_space_is_setup_error(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(target.suffixes) or ".tmp"
+        handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+        os.close(handle)
+        temp = Path(temp_name)
+        try:
+            yield temp
+            if temp.is_file():
+                os.chmod(temp, _default_file_mode())  # mkstemp makes 0600; outputs are meant to be shared
+            os.replace(temp, target)
+        finally:
+            if temp.exists():
+                temp.unlink()
 
 
 def _default_file_mode() -> int:

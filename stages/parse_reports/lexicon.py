@@ -19,13 +19,14 @@ from negspacy.termsets import termset
 
 from stages.common import anatomy
 from stages.common.anatomy import OrganUnit, organ_units
+from stages.common.errors import InputError
 
 LEXICON_DIR = Path(__file__).with_name("lexicon")
 LEXICON_FILES = ("findings.json", "organ_terms.json", "negation.json", "hedging.json", "sections.json", "language.json")
 NEGEX_KEYS = ("pseudo_negations", "preceding_negations", "following_negations", "termination")
 
 
-class LexiconError(ValueError):
+class LexiconError(InputError):
     """A lexicon data file is malformed; the message names the file and entry."""
 
 

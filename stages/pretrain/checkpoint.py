@@ -19,7 +19,7 @@ import torch
 
 from stages.cache.preprocess import PreprocessConfig
 from stages.common.atomic import atomic_path, remove_stale_temp_files
-from stages.common.nifti import InputError
+from stages.common.errors import InputError, SetupError
 
 CHECKPOINT_FORMAT = "ctglip.checkpoint/2"
 READABLE_FORMATS = ("ctglip.checkpoint/1", CHECKPOINT_FORMAT)
@@ -70,7 +70,7 @@ class RunConfig:
         cache = _fields_of(CacheSource, values["cache"], where, "config.cache")
         try:
             preprocess = PreprocessConfig.from_dict(cache["preprocess"])
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, SetupError) as error:
             raise CheckpointError(f"{where}: field config.cache.preprocess does not fit this ctglip "
                                   f"({error})") from error
         for key in ("id", "dim"):

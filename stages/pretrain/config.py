@@ -5,6 +5,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from stages.common.device import check_device_name
+from stages.common.errors import SetupError
 from stages.pretrain.factory import load_preset
 
 MODES = ("grounded", "global")
@@ -47,20 +49,20 @@ class TrainConfig:
         positive = ("epochs", "batch_size", "lr", "checkpoint_every", "log_every", "oversample_abnormal")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise SetupError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("jitter_hu", "jitter_contrast", "weight_decay", "grad_clip", "organ_text_weight",
                      "abnormality_weight", "organ_name_weight", "num_workers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise SetupError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_fraction < 1:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+            raise SetupError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.shift_voxels < 0:
-            raise ValueError(f"shift_voxels must be >= 0, got {self.shift_voxels}")
+            raise SetupError(f"shift_voxels must be >= 0, got {self.shift_voxels}")
         self.flip_axes = tuple(int(axis) for axis in self.flip_axes)
         if any(axis not in (0, 1, 2) for axis in self.flip_axes) or len(set(self.flip_axes)) != len(self.flip_axes):
-            raise ValueError(f"flip_axes must be distinct volume axes among 0, 1, 2, got {list(self.flip_axes)}")
+            raise SetupError(f"flip_axes must be distinct volume axes among 0, 1, 2, got {list(self.flip_axes)}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise SetupError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples become lists, as they come back from a checkpoint or preset)."""
@@ -90,11 +92,12 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         self.cache_dir, self.out_dir = Path(self.cache_dir), Path(self.out_dir)
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+            raise SetupError(f"threads must be >= 1, got {self.threads}")
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            raise SetupError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.stop_after_steps is not None and self.stop_after_steps <= 0:
-            raise ValueError(f"stop_after_steps must be positive, got {self.stop_after_steps}")
+            raise SetupError(f"stop_after_steps must be positive, got {self.stop_after_steps}")
+        check_device_name(self.device)
 
 
 def make_config(cache_dir: Path, out_dir: Path, *, mode: str = "grounded", preset: str = "tiny",
@@ -105,12 +108,12 @@ def make_config(cache_dir: Path, out_dir: Path, *, mode: str = "grounded", prese
     loaded = load_preset(preset, encoder or "cnn")
     file_encoder = loaded["model"].get("encoder")
     if encoder is not None and file_encoder != encoder:
-        raise ValueError(f"{loaded['source']}: describes a {file_encoder!r} model, "
+        raise SetupError(f"{loaded['source']}: describes a {file_encoder!r} model, "
                          f"but encoder {encoder!r} was asked for")
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted((set(loaded["train"]) | set(train_overrides)) - known)
     if unknown:
-        raise ValueError(f"unknown training settings {unknown} (known: {', '.join(sorted(known))})")
+        raise SetupError(f"unknown training settings {unknown} (known: {', '.join(sorted(known))})")
     settings = {**loaded["train"], **{key: value for key, value in train_overrides.items() if value is not None}}
     return PretrainConfig(cache_dir=cache_dir, out_dir=out_dir, mode=mode, model=loaded["model"],
                           train=TrainConfig(**settings), device=device, threads=threads, resume=resume,

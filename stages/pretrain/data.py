@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from stages.common.manifest import ItemStatus
+from stages.common.errors import SetupError
+from stages.common.manifest import EMPTY, OK, ItemStatus
 
 
 def translate(volume: np.ndarray, offsets: np.ndarray, pad_mode: str) -> np.ndarray:
@@ -74,7 +75,7 @@ class SamplePlan:
 def split_scans(scan_ids: list[str], val_fraction: float, seed: int) -> set[str]:
     """Validation scans: a seeded, order-independent choice of ``val_fraction`` of the scans."""
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val fraction must be in [0, 1), got {val_fraction}")
+        raise SetupError(f"val fraction must be in [0, 1), got {val_fraction}")
     unique = sorted(set(scan_ids))
     count = int(round(len(unique) * val_fraction))
     if val_fraction > 0 and len(unique) > 1:
@@ -109,7 +110,7 @@ def plan_samples(index: Any, text_count: int, organ_count: int | None, val_fract
         state["used"] += 1
         (val_rows if scan_id in val_scans else train_rows).append(row)
     items = failed + [
-        ItemStatus(scan_id, "ok" if state["used"] else "skipped",
+        ItemStatus(scan_id, OK if state["used"] else EMPTY,
                    "" if state["used"] else "every sample is incomplete (cut by the scan border)",
                    extra={"split": "val" if scan_id in val_scans else "train", "samples": state["used"],
                           "skipped_incomplete": state["incomplete"]})
@@ -143,7 +144,7 @@ class CandidateTable:
         rows = []
         for organ in cache.organ_vocab:
             if organ not in cache.normal_text_ids:
-                raise ValueError(f"cache has no normal text for organ {organ!r}")
+                raise SetupError(f"cache has no normal text for organ {organ!r}")
             phrases = cache.abnormality_text_ids.get(organ, {})
             rows.append([position(cache.normal_text_ids[organ])]
                         + [position(phrases[phrase]) for phrase in sorted(phrases)])
@@ -229,15 +230,15 @@ class GlobalBatchSampler(Sampler):
     def __init__(self, abnormal: list[bool], global_batch: int, rank: int, world_size: int, seed: int,
                  oversample_abnormal: int = 1):
         if global_batch % world_size:
-            raise ValueError(f"batch size {global_batch} is not divisible by the {world_size} processes")
+            raise SetupError(f"batch size {global_batch} is not divisible by the {world_size} processes")
         if oversample_abnormal < 1:
-            raise ValueError(f"oversample factor must be >= 1, got {oversample_abnormal}")
+            raise SetupError(f"oversample factor must be >= 1, got {oversample_abnormal}")
         self.pool = np.concatenate([np.arange(len(abnormal))]
                                    + [np.flatnonzero(abnormal)] * (oversample_abnormal - 1)).astype(np.int64)
         self.global_batch, self.rank, self.world_size, self.seed = global_batch, rank, world_size, seed
         self.local_batch = global_batch // world_size
         if self.batches_per_epoch == 0:
-            raise ValueError(f"batch size {global_batch} is larger than the {len(self.pool)} training samples")
+            raise SetupError(f"batch size {global_batch} is larger than the {len(self.pool)} training samples")
         self.epoch, self.start_batch = 0, 0
 
     @property

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from stages.common import device as devices
+from stages.common.errors import SetupError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -38,24 +41,15 @@ def world_info_from_env(env: Mapping[str, str] | None = None) -> DistInfo:
         info = DistInfo(rank=int(env.get("RANK", "0")), local_rank=int(env.get("LOCAL_RANK", "0")),
                         world_size=int(env.get("WORLD_SIZE", "1")))
     except ValueError as error:
-        raise ValueError(f"RANK / LOCAL_RANK / WORLD_SIZE must be integers ({error})") from error
+        raise SetupError(f"RANK / LOCAL_RANK / WORLD_SIZE must be integers ({error})") from error
     if info.world_size < 1 or not 0 <= info.rank < info.world_size:
-        raise ValueError(f"inconsistent torchrun environment: RANK={info.rank}, WORLD_SIZE={info.world_size}")
+        raise SetupError(f"inconsistent torchrun environment: RANK={info.rank}, WORLD_SIZE={info.world_size}")
     return info
 
 
 def resolve_device(requested: str, info: DistInfo) -> torch.device:
-    """``auto`` picks CUDA when present; under torchrun each rank takes GPU ``local_rank``."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {requested!r}")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
-    use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
-    if not use_cuda:
-        return torch.device("cpu")
-    if info.local_rank >= torch.cuda.device_count():
-        raise RuntimeError(f"LOCAL_RANK {info.local_rank} but only {torch.cuda.device_count()} GPUs visible")
-    return torch.device("cuda", info.local_rank)
+    """:func:`stages.common.device.resolve_device`; under torchrun each rank takes GPU ``local_rank``."""
+    return devices.resolve_device(requested, info.local_rank if info.is_distributed else None)
 
 
 def init_process_group(info: DistInfo, device: torch.device) -> None:

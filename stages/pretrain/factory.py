@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from stages.common.errors import SetupError
 from stages.pretrain.checkpoint import Checkpoint, CheckpointError, read_checkpoint
 from stages.pretrain.model import CNNEncoder, CTGlipModel, ViTEncoder
 
@@ -33,21 +34,21 @@ def list_presets() -> list[str]:
 def load_preset(name_or_path: str | Path, encoder: str = "cnn") -> dict[str, Any]:
     """``{"model": {...}, "train": {...}}`` from a size name (``tiny``, ``base``) or a JSON file."""
     if encoder not in ENCODERS:
-        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+        raise SetupError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
     candidate = PRESET_DIR / f"{encoder}_{name_or_path}.json"
     path = candidate if candidate.is_file() else Path(name_or_path)
     if not path.is_file():
         sizes = sorted({name.split("_", 1)[1] for name in list_presets()})
-        raise FileNotFoundError(f"config {name_or_path!r} is neither a preset ({', '.join(sizes)}) nor a JSON file")
+        raise SetupError(f"config {name_or_path!r} is neither a preset ({', '.join(sizes)}) nor a JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: unreadable config ({error})") from error
+        raise SetupError(f"{path}: unreadable config ({error})") from error
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        raise ValueError(f"{path}: a config needs a \"model\" object (and optionally \"train\")")
+        raise SetupError(f"{path}: a config needs a \"model\" object (and optionally \"train\")")
     train = data.get("train", {})
     if not isinstance(train, dict):
-        raise ValueError(f"{path}: \"train\" must be an object")
+        raise SetupError(f"{path}: \"train\" must be an object")
     return {"model": dict(data["model"]), "train": dict(train), "source": str(path)}
 
 
@@ -55,16 +56,16 @@ def check_model_config(model_cfg: dict[str, Any]) -> None:
     """Raise ValueError naming missing or unknown keys."""
     encoder = model_cfg.get("encoder")
     if encoder not in ENCODERS:
-        raise ValueError(f"model config: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+        raise SetupError(f"model config: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
     expected = _COMMON_KEYS | _ENCODER_KEYS[encoder]
     missing, unknown = sorted(expected - set(model_cfg)), sorted(set(model_cfg) - expected - set(_OPTIONAL_KEYS))
     if missing or unknown:
-        raise ValueError(f"model config for {encoder}: missing keys {missing}, unknown keys {unknown}")
+        raise SetupError(f"model config for {encoder}: missing keys {missing}, unknown keys {unknown}")
     if len(model_cfg["input_size"]) != 3:
-        raise ValueError(f"model config: input_size must have 3 entries, got {model_cfg['input_size']}")
+        raise SetupError(f"model config: input_size must have 3 entries, got {model_cfg['input_size']}")
     working = model_cfg["working_size"]
     if working is not None and not 8 <= int(working) <= min(model_cfg["input_size"]):
-        raise ValueError(f"model config: working_size {working} must be null or between 8 and the input size "
+        raise SetupError(f"model config: working_size {working} must be null or between 8 and the input size "
                          f"{model_cfg['input_size']}")
 
 
@@ -93,7 +94,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     config = checkpoint.config
     try:
         model = build_model(config.model, int(config.text_encoder["dim"]))
-    except ValueError as error:
+    except (ValueError, SetupError) as error:
         raise CheckpointError(f"{path}: field config.model does not fit this ctglip ({error})") from error
     try:
         model.load_state_dict(checkpoint.model)

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from monai.networks.nets import ViT, DynUNet
 from torch import nn
 
+from stages.common.errors import SetupError
+
 
 class CNNEncoder(nn.Module):
     """nnU-Net (``DynUNet``) whose output layer emits ``feature_dim`` channels.
@@ -43,7 +45,7 @@ class CNNEncoder(nn.Module):
     def __init__(self, filters: Sequence[int], strides: Sequence[int], feature_dim: int):
         super().__init__()
         if len(filters) != len(strides) or len(filters) < 3:
-            raise ValueError(f"cnn encoder needs as many filters as strides (>= 3 levels), got {filters} and {strides}")
+            raise SetupError(f"cnn encoder needs as many filters as strides (>= 3 levels), got {filters} and {strides}")
         self.net = DynUNet(spatial_dims=3, in_channels=1, out_channels=feature_dim,
                            kernel_size=[3] * len(filters), strides=list(strides),
                            upsample_kernel_size=list(strides[1:]), filters=list(filters),
@@ -61,7 +63,7 @@ class ViTEncoder(nn.Module):
                  num_heads: int, mlp_ratio: int = 4):
         super().__init__()
         if any(size % patch_size for size in input_size):
-            raise ValueError(f"vit input size {tuple(input_size)} is not divisible by patch size {patch_size}")
+            raise SetupError(f"vit input size {tuple(input_size)} is not divisible by patch size {patch_size}")
         self.grid = tuple(size // patch_size for size in input_size)
         self.net = ViT(in_channels=1, img_size=tuple(input_size), patch_size=patch_size, hidden_size=hidden_size,
                        mlp_dim=hidden_size * mlp_ratio, num_layers=num_layers, num_heads=num_heads, qkv_bias=True)
@@ -139,11 +141,11 @@ class CTGlipModel(nn.Module):
         super().__init__()
         low, high = temperature_range
         if not 0 < low <= init_temperature <= high:
-            raise ValueError(f"temperature {init_temperature} must lie in the clamp range {tuple(temperature_range)}")
+            raise SetupError(f"temperature {init_temperature} must lie in the clamp range {tuple(temperature_range)}")
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+            raise SetupError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if density_bins == 1 or density_bins < 0:
-            raise ValueError(f"density_bins must be 0 (off) or at least 2, got {density_bins}")
+            raise SetupError(f"density_bins must be 0 (off) or at least 2, got {density_bins}")
         self.encoder = encoder
         self.pooling = pooling
         pooled_dim = encoder.out_channels * (2 if pooling == "mean_max" else 1)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from stages import __version__
 from stages.cache import load_cache
+from stages.common.errors import SetupError
 from stages.pretrain.checkpoint import (FINAL_CHECKPOINT, LAST_CHECKPOINT, CacheSource, Checkpoint, RunConfig,
                                         read_checkpoint, remove_partial_checkpoints)
 from stages.pretrain.config import RUN_ONLY_KEYS, PretrainConfig, TrainConfig
@@ -86,7 +87,7 @@ def prepare(config: PretrainConfig, info: DistInfo, device: torch.device) -> Ses
     plan = plan_samples(cache.index, len(cache.texts), len(cache.organ_vocab) if grounded else None,
                         train_cfg.val_fraction, train_cfg.seed, train_cfg.include_incomplete)
     if not plan.train_rows:
-        raise ValueError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
+        raise SetupError(f"{config.cache_dir}: no usable training samples (all incomplete or invalid)")
     run_config = describe_run(config, cache, int(texts.shape[1]))
     torch.manual_seed(train_cfg.seed)
     model = build_model(run_config.model, text_dim=int(texts.shape[1])).to(device)
@@ -150,9 +151,9 @@ def check_run_dir(out_dir: Path, resume: bool) -> None:
     """Refuse to overwrite a run; refuse to resume nothing."""
     has_run = (out_dir / LAST_CHECKPOINT).exists() or (out_dir / FINAL_CHECKPOINT).exists()
     if resume and not (out_dir / LAST_CHECKPOINT).is_file():
-        raise FileNotFoundError(f"{out_dir / LAST_CHECKPOINT}: nothing to resume (no checkpoint in {out_dir})")
+        raise SetupError(f"{out_dir / LAST_CHECKPOINT}: nothing to resume (no checkpoint in {out_dir})")
     if has_run and not resume:
-        raise FileExistsError(f"{out_dir} already holds a pretraining run; pass --resume to continue it "
+        raise SetupError(f"{out_dir} already holds a pretraining run; pass --resume to continue it "
                               "or choose another output folder")
 
 
@@ -181,7 +182,7 @@ def restore(session: Session, checkpoint: Checkpoint) -> None:
     path = session.config.out_dir / LAST_CHECKPOINT
     differences = config_differences(checkpoint.config, session.run_config)
     if differences:
-        raise ValueError(f"{path}: cannot resume with different settings: {', '.join(differences)}")
+        raise SetupError(f"{path}: cannot resume with different settings: {', '.join(differences)}")
     session.model.load_state_dict(checkpoint.model)
     session.optimizer.load_state_dict(checkpoint.optimizer)
     session.scheduler.load_state_dict(checkpoint.scheduler)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from stages.common.errors import SetupError
 from stages.common.manifest import StageResult, package_versions, write_manifest
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.pretrain.checkpoint import FINAL_CHECKPOINT, LAST_CHECKPOINT, save_checkpoint
@@ -58,7 +59,7 @@ def train_step(session: Session, batch: dict[str, torch.Tensor]) -> dict[str, fl
     values = all_reduce_sum(values, session.info.world_size) / session.info.world_size
     report = dict(zip(["loss", *terms], values.tolist()))
     if not math.isfinite(report["loss"]):
-        raise RuntimeError(f"loss became {report['loss']} at step {session.step + 1}; lower --lr "
+        raise SetupError(f"loss became {report['loss']} at step {session.step + 1}; lower --lr "
                            f"(the last good checkpoint is {session.config.out_dir / LAST_CHECKPOINT})")
     report["logit_scale"] = float(logit_scale.detach())
     return report

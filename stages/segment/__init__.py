@@ -13,8 +13,9 @@ import nibabel as nib
 from stages.common.anatomy import ANATOMY_TABLE_VERSION, TOTALSEG_TASK, totalseg_class_map
 from stages.common.atomic import atomic_path
 from stages.common.ct_folder import list_ct_folder
+from stages.common.errors import SetupError
 from stages.common.ids import InvalidScanId, scan_id_from_path, validate_scan_id
-from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
+from stages.common.manifest import DONE_EARLIER, ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.hu_check import check_hu
 from stages.common.nifti import InputError, check_voxel_data, load_volume, read_array
 from stages.common.progress import ProgressReporter, SilentProgress
@@ -64,7 +65,7 @@ def run(config: SegmentConfig, progress: ProgressReporter | None = None) -> Stag
     if config.engine == "totalsegmentator":
         check_totalseg_weights(config.fast)
     if config.engine == "import" and not Path(config.import_from).is_dir():
-        raise FileNotFoundError(f"{config.import_from}: segmentation folder does not exist")
+        raise SetupError(f"{config.import_from}: segmentation folder does not exist")
     out_dir.mkdir(parents=True, exist_ok=True)
     items = _record_rejected(listing.rejected, config.engine, out_dir)  # every shard lists the folder's problems
     progress.start(len(files), f"segment ({config.engine})")
@@ -74,7 +75,7 @@ def run(config: SegmentConfig, progress: ProgressReporter | None = None) -> Stag
         previous = io.read_status(out_dir, scan_id)
         if (not config.overwrite and previous and previous["status"] == "ok"
                 and io.mask_path(out_dir, scan_id).is_file()):
-            item = ItemStatus(scan_id, "skipped", extra={"engine": previous.get("engine", config.engine)})
+            item = ItemStatus(scan_id, DONE_EARLIER, extra={"engine": previous.get("engine", config.engine)})
         else:
             try:
                 _segment_one(config, ct_path, scan_id)
@@ -106,7 +107,7 @@ def _record_rejected(rejected: list[ItemStatus], engine: str, out_dir: Path) -> 
 
 
 def _write_manifests(config: SegmentConfig, out_dir: Path) -> None:
-    """Rebuild manifest.csv/json from every shard's status files (skipped = still ok)."""
+    """Rebuild manifest.csv/json from every shard's status files (a scan done earlier stays ok there)."""
     statuses = io.all_statuses(out_dir)
     io.write_manifest_csv(out_dir, statuses)
     write_manifest(out_dir, "segment", config, statuses,

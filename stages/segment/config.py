@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.common.device import check_device_name
+from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
 
 ENGINES = ("totalsegmentator", "import")
@@ -30,14 +32,15 @@ class SegmentConfig:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+            raise SetupError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine == "import" and self.import_from is None:
-            raise ValueError("--engine import needs --from SRC (a folder of existing segmentations)")
+            raise SetupError("--engine import needs --from SRC (a folder of existing segmentations)")
+        check_device_name(self.device)
         if self.hu_check not in HU_CHECK_MODES:
-            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
+            raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
         k, n = self.shard
         if not (1 <= k <= n):
-            raise ValueError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+            raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -45,5 +48,5 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError as error:
-        raise ValueError(f"shard {text!r} is invalid: use K/N, e.g. 1/2") from error
+        raise SetupError(f"shard {text!r} is invalid: use K/N, e.g. 1/2") from error
     return k, n

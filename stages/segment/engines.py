@@ -7,10 +7,12 @@ import nibabel as nib
 import numpy as np
 
 from stages.common.anatomy import TOTALSEG_TASK, totalseg_class_map
+from stages.common.device import resolve_device
+from stages.common.errors import SetupError
 from stages.common.nifti import InputError, grid_mismatch, load_volume, read_array
 
 
-class WeightsMissing(RuntimeError):
+class WeightsMissing(SetupError):
     """TotalSegmentator's weights are not installed; raised before the first scan."""
 
 
@@ -49,19 +51,10 @@ def check_totalseg_weights(fast: bool) -> None:
         raise WeightsMissing(_install_hint(missing))
 
 
-def resolve_device(device: str) -> str:
-    """ctglip device names -> TotalSegmentator's (``gpu``, ``gpu:N``, ``cpu``)."""
-    if device == "auto":
-        import torch
-
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return "cpu"
-    if device == "cuda":
-        return "gpu"
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return f"gpu:{device[5:]}"
-    raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+def totalseg_device(device: str) -> str:
+    """A ctglip device name, resolved, in TotalSegmentator's words (``gpu:N``, ``cpu``, ``mps``)."""
+    resolved = resolve_device(device)
+    return f"gpu:{resolved.index or 0}" if resolved.type == "cuda" else resolved.type
 
 
 def run_totalsegmentator(ct_path: Path, fast: bool, device: str) -> nib.Nifti1Image:
@@ -74,7 +67,7 @@ def run_totalsegmentator(ct_path: Path, fast: bool, device: str) -> nib.Nifti1Im
 
     load_volume(ct_path, "CT")
     return totalsegmentator(input=ct_path, output=None, ml=True, fast=fast, task=TOTALSEG_TASK,
-                            device=resolve_device(device), quiet=True)
+                            device=totalseg_device(device), quiet=True)
 
 
 def load_imported_mask(source: Path, scan_id: str) -> tuple[nib.Nifti1Image, Path]:

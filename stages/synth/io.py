@@ -21,6 +21,7 @@ from totalsegmentator.nifti_ext_header import add_label_map_to_nifti
 
 from stages.common.anatomy import organ_units, totalseg_class_map
 from stages.common.atomic import atomic_path, write_text_atomic
+from stages.common.errors import InputError
 from stages.common.ids import safe_child
 from stages.common.labels import LABEL_COLUMNS, read_labels, read_text_csv
 from stages.common.manifest import ok_items, read_manifest
@@ -34,7 +35,7 @@ REPORT_COLUMNS = ("scan_id", "findings", "impression")
 GZIP_LEVEL = 1
 
 
-class SynthInputError(ValueError):
+class SynthInputError(InputError):
     """A synth output file that is missing or malformed; the message names the file."""
 
 

@@ -7,6 +7,7 @@ zero-shot prompts read "{display name} with {phrase}", so every phrase reads nat
 from __future__ import annotations
 
 from stages.common.anatomy import organ_units
+from stages.common.errors import SetupError
 
 ABNORMALITIES: dict[str, tuple[str, ...]] = {
     "liver": ("hypodense lesion", "steatosis"),
@@ -34,5 +35,5 @@ def label_space() -> dict[str, list[str]]:
     units = organ_units()
     missing = [unit for unit in ABNORMALITIES if unit not in units]
     if missing:
-        raise RuntimeError(f"synth label space names organ units missing from the anatomy table: {missing}")
+        raise SetupError(f"synth label space names organ units missing from the anatomy table: {missing}")
     return {unit: list(phrases) for unit, phrases in ABNORMALITIES.items()}

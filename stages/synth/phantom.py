@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from stages.common.anatomy import totalseg_class_map
+from stages.common.errors import SetupError
 from stages.synth.shapes import (Box, Ellipsoid, Grid, ellipse_distance_2d, frame_from_axis, occupancy,
                                  polyline_bounds, polyline_distance, rotation, smooth_noise, smooth_union)
 
@@ -31,7 +32,7 @@ def class_ids() -> dict[str, int]:
 def class_id(name: str) -> int:
     ids = class_ids()
     if name not in ids:
-        raise RuntimeError(f"TotalSegmentator class {name!r} is missing from the installed 'total' class map")
+        raise SetupError(f"TotalSegmentator class {name!r} is missing from the installed 'total' class map")
     return ids[name]
 
 

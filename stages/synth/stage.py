@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.common.errors import SetupError
 from stages.common.manifest import (MANIFEST_NAME, ItemStatus, StageResult, config_hash, package_versions,
                                     read_manifest, write_manifest)
 from stages.common.progress import ProgressReporter, SilentProgress
@@ -79,17 +80,17 @@ def _prepare_output(config: SynthConfig) -> None:
     """
     out = config.out_dir
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
+        raise SetupError(f"{out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
         return
     foreign = sorted(path.name for path in out.iterdir() if not _written_by_synth(path.name))
     if foreign:
-        raise FileExistsError(f"{out}: folder holds files synth did not write ({', '.join(foreign[:5])}); "
+        raise SetupError(f"{out}: folder holds files synth did not write ({', '.join(foreign[:5])}); "
                               "choose a new folder")
     if (out / MANIFEST_NAME).is_file():
         read_manifest(out, "synth")
     if not config.overwrite:
-        raise FileExistsError(f"{out}: already holds a synth dataset (complete or interrupted); pass --overwrite "
+        raise SetupError(f"{out}: already holds a synth dataset (complete or interrupted); pass --overwrite "
                               "to replace it or choose another folder")
     for folder in (out / io.CT_DIR, out / io.MASK_DIR):
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():

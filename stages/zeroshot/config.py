@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.common.device import check_device_name
+from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
 from stages.zeroshot.evaluate import EvaluationConfig
 from stages.zeroshot.protocols import PROTOCOL_NAMES, get_protocol
@@ -44,23 +46,22 @@ class ZeroshotConfig:
     def __post_init__(self) -> None:
         raw = self.ct_dir is not None or self.masks_dir is not None
         if raw == (self.cache_dir is not None):
-            raise ValueError("give either --ct-dir and --masks-dir, or --cache (not both)")
+            raise SetupError("give either --ct-dir and --masks-dir, or --cache (not both)")
         if raw and (self.ct_dir is None or self.masks_dir is None):
-            raise ValueError("--ct-dir and --masks-dir go together")
+            raise SetupError("--ct-dir and --masks-dir go together")
         if self.threshold is not None and self.validation_fraction is not None:
-            raise ValueError("give --threshold or --val-fraction, not both")
+            raise SetupError("give --threshold or --val-fraction, not both")
         if self.validation_fraction is not None and not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(f"--val-fraction must be between 0 and 1, got {self.validation_fraction}")
+            raise SetupError(f"--val-fraction must be between 0 and 1, got {self.validation_fraction}")
         if self.hu_check not in HU_CHECK_MODES:
-            raise ValueError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
+            raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
         if self.protocol not in PROTOCOL_NAMES:
-            raise ValueError(f"--protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {self.protocol!r}")
+            raise SetupError(f"--protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {self.protocol!r}")
         if self.label_map is not None and self.labels is None:
-            raise ValueError("--label-map maps the columns of a wide --labels CSV; give --labels too")
+            raise SetupError("--label-map maps the columns of a wide --labels CSV; give --labels too")
         if self.batch_size < 1 or self.resamples < 1:
-            raise ValueError("--batch-size and --resamples must be at least 1")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+            raise SetupError("--batch-size and --resamples must be at least 1")
+        check_device_name(self.device)
 
     def evaluation(self) -> EvaluationConfig:
         """Threshold rule and F1 flavour: the protocol's, unless --threshold or --val-fraction is given."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from stages.common.errors import SetupError
 from stages.common.text_encoder import DEFAULT_ENCODER_ID, TextEncoder
 
 
@@ -21,6 +22,6 @@ def load_text_encoder(recorded: dict, override: Path | None, device: torch.devic
         use_path = path and (Path(path) / "config.json").is_file() and encoder_id != DEFAULT_ENCODER_ID
         encoder = TextEncoder.load(path if use_path else encoder_id, device=str(device))
     if recorded.get("dim") is not None and int(recorded["dim"]) != encoder.dim:
-        raise ValueError(f"text encoder {encoder.encoder_id} gives {encoder.dim}-d vectors, but the checkpoint "
+        raise SetupError(f"text encoder {encoder.encoder_id} gives {encoder.dim}-d vectors, but the checkpoint "
                          f"was trained on {recorded['dim']}-d ones ({recorded.get('id')})")
     return encoder

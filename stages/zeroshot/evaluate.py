@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from stages.common.errors import SetupError
 from stages.zeroshot.metrics import (F1_KINDS, THRESHOLD_METRICS, Estimate, best_f1_threshold, binary_metrics,
                                      bootstrap_counts, grid_nearest_corner_threshold, nearest_corner_threshold,
                                      topk_accuracy)
@@ -36,9 +37,9 @@ class EvaluationConfig:
 
     def __post_init__(self) -> None:
         if self.threshold_method not in THRESHOLD_METHODS:
-            raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, got {self.threshold_method!r}")
+            raise SetupError(f"threshold method must be one of {THRESHOLD_METHODS}, got {self.threshold_method!r}")
         if self.f1 not in F1_KINDS:
-            raise ValueError(f"f1 must be one of {F1_KINDS}, got {self.f1!r}")
+            raise SetupError(f"f1 must be one of {F1_KINDS}, got {self.f1!r}")
 
     @property
     def strict(self) -> bool:
@@ -60,10 +61,10 @@ def _nanmean_rows(matrix: np.ndarray) -> np.ndarray:
 def split_validation_scans(scan_ids: list[str], fraction: float, seed: int) -> set[str]:
     """A seeded share of scans (at least one, never all) used only to choose thresholds."""
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be between 0 and 1, got {fraction}")
+        raise SetupError(f"validation fraction must be between 0 and 1, got {fraction}")
     unique = sorted(set(scan_ids))
     if len(unique) < 2:
-        raise ValueError("a validation split needs labelled predictions for at least 2 scans")
+        raise SetupError("a validation split needs labelled predictions for at least 2 scans")
     count = min(max(1, round(fraction * len(unique))), len(unique) - 1)
     chosen = np.random.default_rng(seed).permutation(len(unique))[:count]
     return {unique[i] for i in chosen}

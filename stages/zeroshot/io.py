@@ -13,6 +13,7 @@ import yaml
 
 from stages.common.anatomy import organ_units
 from stages.common.atomic import atomic_path, write_json_atomic
+from stages.common.errors import InputError
 from stages.common.labels import read_labels  # noqa: F401  (zeroshot's --labels reader, re-exported)
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -23,7 +24,7 @@ PREDICTION_COLUMNS = ["scan_id", "organ", "task", "label", "score", "predicted_o
 EMBEDDING_INDEX_COLUMNS = ["row", "scan_id", "organ", "complete", "volume_ml", "source"]
 
 
-class ZeroshotInputError(ValueError):
+class ZeroshotInputError(InputError):
     """A labels / label-space file that cannot be used; the message names the file."""
 
 
@@ -136,5 +137,5 @@ def read_embeddings(output_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
     embeddings = np.load(array_path, allow_pickle=False)
     index = pd.read_parquet(index_path)
     if len(index) != len(embeddings):
-        raise ValueError(f"{index_path}: {len(index)} rows but {array_path} holds {len(embeddings)} embeddings")
+        raise InputError(f"{index_path}: {len(index)} rows but {array_path} holds {len(embeddings)} embeddings")
     return embeddings, index

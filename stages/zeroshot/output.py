@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stages.common.errors import SetupError
 from stages.common.manifest import MANIFEST_NAME
 from stages.zeroshot import io
 from stages.zeroshot.plots import CONFUSION_PLOT, ROC_PLOT
@@ -16,7 +17,7 @@ def prepare_output(output_dir: Path, overwrite: bool) -> None:
     manifest = output_dir / MANIFEST_NAME
     if manifest.is_file():
         if not overwrite:
-            raise FileExistsError(f"{output_dir} already holds a ctglip zeroshot run; pass --overwrite "
+            raise SetupError(f"{output_dir} already holds a ctglip zeroshot run; pass --overwrite "
                                   "or choose another output folder")
         for name in OUTPUT_FILES:
             (output_dir / name).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from stages.common.anatomy import organ_units
+from stages.common.errors import InputError
 from stages.zeroshot.protocols import Protocol
 
 DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("prompt_templates.json")
@@ -27,7 +28,7 @@ _ALLOWED_FIELDS = {
 }
 
 
-class PromptError(ValueError):
+class PromptError(InputError):
     """A prompt file that cannot be used; the message names the file."""
 
 

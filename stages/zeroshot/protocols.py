@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stages.common.errors import SetupError
+
 PROTOCOL_NAMES = ("ctglip", "ctclip", "fvlm")
 
 
@@ -49,5 +51,5 @@ PROTOCOLS = {
 def get_protocol(name: str) -> Protocol:
     """The protocol called ``name``; unknown names list the known ones."""
     if name not in PROTOCOLS:
-        raise ValueError(f"--protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {name!r}")
+        raise SetupError(f"--protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {name!r}")
     return PROTOCOLS[name]

@@ -16,10 +16,10 @@ from stages.common.ids import InvalidScanId
 from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.nifti import InputError
 from stages.common.progress import ProgressReporter, SilentProgress
+from stages.common.device import resolve_device
 from stages.pretrain.factory import load_checkpoint
 from stages.zeroshot import io
 from stages.zeroshot.config import ZeroshotConfig
-from stages.zeroshot.device import resolve_device
 from stages.zeroshot.encoder import load_text_encoder
 from stages.zeroshot.output import prepare_output
 from stages.zeroshot.predictions import embedding_rows, score_scan

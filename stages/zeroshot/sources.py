@@ -15,6 +15,7 @@ import numpy as np
 
 from stages.cache import PreprocessConfig, load_cache, organ_samples, preprocess_scan, volume_sample
 from stages.common.ct_folder import list_ct_folder
+from stages.common.errors import SetupError
 from stages.common.nifti import InputError
 from stages.segment.io import read_masks_dir
 
@@ -97,7 +98,7 @@ def check_cache_preprocess(cache_preprocess: PreprocessConfig, checkpoint_prepro
                            cache_dir: Path) -> None:
     """Refuse a cache preprocessed differently from the checkpoint's training data."""
     if cache_preprocess != checkpoint_preprocess:
-        raise ValueError(f"{cache_dir}: cache preprocessing {cache_preprocess.to_dict()} differs from the "
+        raise SetupError(f"{cache_dir}: cache preprocessing {cache_preprocess.to_dict()} differs from the "
                          f"checkpoint's {checkpoint_preprocess.to_dict()}; rebuild the cache with the "
                          "checkpoint's settings or pass --ct-dir/--masks-dir instead")
 
