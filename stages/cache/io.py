@@ -87,11 +87,11 @@ def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
     """Write one scan's arrays into a temp folder, then move the folder into place."""
     final = shard_dir(cache_dir, scan_id)
     with no_space_is_setup_error(final):
-        _write_shard_folder(final, scan_id, samples, volume, dtype)
+        _write_shard_folder(final, scan_id, samples, volume, dtype, content_hash)
 
 
 def _write_shard_folder(final: Path, scan_id: str, samples: list[OrganSample],
-                        volume: np.ndarray | None, dtype: str) -> None:
+                        volume: np.ndarray | None, dtype: str, content_hash: str) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{scan_id}.", dir=final.parent))
     try:
