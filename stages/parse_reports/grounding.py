@@ -142,6 +142,7 @@ class _ClauseGrounder:
         self.prefix_starts = {prefix[0] for prefix in lexicon.after_side_prefixes}
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
+        self.region_starts = {words[0] for words in lexicon.region_headings}
         self.subject: tuple[str, ...] = ()  # organ units of the previous sentence, when it names one organ
         self.words: set[str] = set()  # words of the current sentence (cues for a finding's prior)
 
@@ -474,12 +475,10 @@ class _ClauseGrounder:
 
     def _update_heading(self, clause: _Piece, mentions: list[_Mention]) -> int | None:
         """Take a heading at the clause start ("Liver:", "Upper abdomen:"); returns the token after its mark."""
-        lower = self.tokens.lower
-        for words, units in self.lexicon.region_headings.items():
-            after = clause.start + len(words)
-            if after < clause.end and tuple(lower[clause.start:after]) == words and self.tokens.text[after] in HEADING_MARKS:
-                self.heading, self.named_region = units, True
-                return after + 1
+        region = self._region_at(clause)
+        if region is not None:
+            self.heading, self.named_region = region[1], True
+            return region[0]
         if not mentions or mentions[0].start != clause.start or mentions[0].end <= clause.start:
             return None
         first_group = self._groups(mentions)[0]
@@ -487,6 +486,17 @@ class _ClauseGrounder:
         if last < clause.end and self.tokens.text[last] in HEADING_MARKS:
             self.heading, self.named_region = tuple(dict.fromkeys(u for m in first_group for u in m.units)), False
             return last + 1
+        return None
+
+    def _region_at(self, clause: _Piece) -> tuple[int, tuple[str, ...]] | None:
+        """(token after the mark, units) of a region heading opening the clause ("Upper abdomen:"), if any."""
+        lower = self.tokens.lower
+        if lower[clause.start] not in self.region_starts:
+            return None
+        for words, units in self.lexicon.region_headings.items():
+            after = clause.start + len(words)
+            if after < clause.end and tuple(lower[clause.start:after]) == words and self.tokens.text[after] in HEADING_MARKS:
+                return after + 1, units
         return None
 
     def new_paragraph(self) -> None:

@@ -3,18 +3,28 @@
 ``negspacy.negation.Negex.negex`` walks every span of ``span_keys`` once per scope boundary
 (sentence or termination term), which dominates the parse time of long reports. This subclass
 keeps negspacy's termsets, PhraseMatcher, pseudo-negation handling, boundaries and
-``_apply_negation`` rule, and only replaces that scan by a bisect over the boundary starts.
+``_apply_negation`` rule, and only replaces that scan by a bisect over the boundary starts (and reads the
+sentence starts from the Doc's array rather than creating a span per sentence).
 """
 from __future__ import annotations
 
 from bisect import bisect_right
 
+import numpy
 from negspacy.negation import Negex
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
 
 class ScopedNegex(Negex):
+    def termination_boundaries(self, doc: Doc, terminating: list) -> list[tuple[int, int]]:
+        """negspacy's boundaries, with the sentence starts read from one array instead of ``doc.sents`` spans."""
+        starts = sorted(numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist() if len(doc) else [])
+        starts = sorted(([0] if starts[:1] != [0] and len(doc) else []) + starts + [t[1] for t in terminating]
+                        + [len(doc)])
+        return list(zip(starts, starts[1:]))
+
     def negex(self, doc: Doc) -> Doc:
         preceding, following, terminating = self.process_negations(doc)
         boundaries = self.termination_boundaries(doc, terminating)
