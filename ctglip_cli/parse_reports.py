@@ -27,6 +27,9 @@ def command(
     workers: Annotated[int, typer.Option(help="Processes parsing in parallel.")] = 1,
     lexicon_dir: Annotated[Path | None, typer.Option(help="A copy of stages/parse_reports/lexicon/ with your own "
                                                           "terms.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a .csv/.tsv/.jsonl reports file (e.g. cp1252, "
+                                               "latin-1).")] = "utf-8",
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier parse-reports output in the folder.")] = False,
 ) -> None:
     """Ground report sentences to organs, flag abnormal/uncertain findings, build the abnormality dictionary."""
     from stages.parse_reports import ParseReportsConfig, run
@@ -34,7 +37,7 @@ def command(
     config = fail_fast(lambda: ParseReportsConfig(
         reports=reports, out_dir=output, id_column=id_column, findings_column=findings_column,
         impression_column=impression_column, text_column=text_column, merge_duplicates=merge_duplicates,
-        workers=workers, lexicon_dir=lexicon_dir))
+        workers=workers, lexicon_dir=lexicon_dir, encoding=encoding, overwrite=overwrite))
     with rich_progress() as progress:
         result = fail_fast(lambda: run(config, progress))
     finish(result)

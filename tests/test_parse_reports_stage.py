@@ -45,8 +45,9 @@ def test_ct_rate_csv(tmp_path):
     assert dictionary["heart"] == {"cardiomegaly": 1} and dictionary["liver"] == {"steatosis": 1}
     assert dictionary["aorta"] == {"atherosclerosis": 1, "calcification": 1}
     manifest = read_manifest(tmp_path / "out", "parse-reports")
-    assert manifest["items"]["valid_2_a_1"] == {"status": "empty", "error": "empty report", "seconds": 0.0}
-    assert manifest["counts"]["skipped_empty"] == 1 and manifest["inputs"]["columns"]["findings"] == "Findings_EN"
+    assert manifest["items"]["valid_2_a_1"] == {"status": "empty", "seconds": 0.0,
+                                                "error": "empty report: no findings or impression text"}
+    assert manifest["counts"]["empty"] == 1 and manifest["inputs"]["columns"]["findings"] == "Findings_EN"
     assert (tmp_path / "out" / "abnormality_dictionary.png").stat().st_size > 10_000
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "abnormality_dictionary.json", "abnormality_dictionary.png", "manifest.json", "organ_texts.parquet",

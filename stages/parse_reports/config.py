@@ -13,7 +13,8 @@ class ParseReportsConfig:
 
     Column names left as None are detected: CT-RATE's ``VolumeName``/``Findings_EN``/``Impressions_EN``,
     else ``scan_id`` with ``findings``/``impression`` or one ``report`` column. ``lexicon_dir`` points at
-    a copy of the lexicon folder to use instead of the packaged one.
+    a copy of the lexicon folder to use instead of the packaged one. ``encoding``: of a CSV/TSV/JSON reports
+    file. ``overwrite``: replace an earlier ``parse-reports`` output in ``out_dir`` (else refused).
     """
 
     reports: Path
@@ -25,6 +26,8 @@ class ParseReportsConfig:
     merge_duplicates: bool = False
     workers: int = 1
     lexicon_dir: Path | None = None
+    encoding: str = "utf-8"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reports", Path(self.reports))

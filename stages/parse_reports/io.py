@@ -10,8 +10,10 @@ them through :func:`read_organ_texts` and :func:`read_abnormality_dictionary`.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from stages.common.atomic import atomic_path, write_text_atomic
 from stages.common.errors import InputError, SetupError
 from stages.common.ids import NIFTI_SUFFIXES, InvalidScanId, validate_scan_id
 from stages.common.manifest import read_manifest
+from stages.common.spreadsheet import spreadsheet_row
 
 STAGE = "parse-reports"
 ORGAN_TEXTS = "organ_texts.parquet"
@@ -71,29 +74,59 @@ class ReportRecord:
         return not (self.findings.strip() or self.impression.strip() or self.text.strip())
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """The reports table as strings (missing cells stay NaN)."""
+def _readers(path: Path, encoding: str, errors: str) -> dict[str, Callable[[], pd.DataFrame]]:
+    text = {"encoding": encoding, "encoding_errors": errors}
+    return {
+        ".csv": lambda: pd.read_csv(path, dtype=str, **text), ".csv.gz": lambda: pd.read_csv(path, dtype=str, **text),
+        ".tsv": lambda: pd.read_csv(path, dtype=str, sep="\t", **text),
+        ".tsv.gz": lambda: pd.read_csv(path, dtype=str, sep="\t", **text),
+        ".parquet": lambda: pd.read_parquet(path), ".json": lambda: pd.read_json(path, dtype=False, **text),
+        ".jsonl": lambda: pd.read_json(path, lines=True, dtype=False, **text),
+        ".ndjson": lambda: pd.read_json(path, lines=True, dtype=False, **text),
+        ".jsonl.gz": lambda: pd.read_json(path, lines=True, dtype=False, **text),
+    }
+
+
+def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+    """The reports table as strings (missing cells stay NaN); text files are decoded with ``encoding``."""
     path = Path(path)
     if not path.is_file():
         raise SetupError(f"{path}: reports file not found")
+    try:
+        codecs.lookup(encoding)
+    except LookupError as error:
+        raise ReportsInputError(f"--encoding {encoding!r} is not a known text encoding (e.g. utf-8, cp1252, "
+                                "latin-1)") from error
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
-    readers = {
-        ".csv": lambda: pd.read_csv(path, dtype=str), ".csv.gz": lambda: pd.read_csv(path, dtype=str),
-        ".tsv": lambda: pd.read_csv(path, dtype=str, sep="\t"), ".tsv.gz": lambda: pd.read_csv(path, dtype=str, sep="\t"),
-        ".parquet": lambda: pd.read_parquet(path), ".json": lambda: pd.read_json(path, dtype=False),
-        ".jsonl": lambda: pd.read_json(path, lines=True, dtype=False),
-        ".ndjson": lambda: pd.read_json(path, lines=True, dtype=False),
-        ".jsonl.gz": lambda: pd.read_json(path, lines=True, dtype=False),
-    }
+    readers = _readers(path, encoding, "strict")
     if suffix not in readers:
         raise ReportsInputError(f"{path}: unknown table type {suffix!r}; use .csv, .tsv, .parquet or .jsonl")
     try:
         table = readers[suffix]()
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            pa.ArrowException) as error:
+    except UnicodeDecodeError as error:
+        raise ReportsInputError(_decode_problem(path, suffix, encoding, error)) from error
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException) as error:
         raise ReportsInputError(f"{path}: cannot read the reports table ({type(error).__name__}: {error})") from error
     table.columns = [str(column) for column in table.columns]
     return table
+
+
+def _decode_problem(path: Path, suffix: str, encoding: str, error: UnicodeDecodeError) -> str:
+    """Which data rows hold bytes that are not ``encoding`` text (rows counted from 1, as everywhere)."""
+    byte = error.object[error.start:error.start + 1].hex() if isinstance(error.object, bytes) else "?"
+    hint = (f"pass --encoding with the file's encoding (e.g. cp1252 or latin-1), or save it as {encoding}")
+    try:
+        table = _readers(path, encoding, "replace")[suffix]()
+    except (OSError, ValueError, pd.errors.ParserError, pa.ArrowException):
+        return f"{path}: not valid {encoding} text (byte 0x{byte}); {hint}"
+    bad = [number for number, row in enumerate(table.astype(str).itertuples(index=False), 1)
+           if any("\ufffd" in cell for cell in row)]
+    if not bad:
+        where = "the header line" if any("\ufffd" in str(column) for column in table.columns) else "the file"
+        return f"{path}: {where} is not valid {encoding} text (byte 0x{byte}); {hint}"
+    rows = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    verb = "rows {} are" if len(bad) > 1 else "row {} is"
+    return f"{path}: {verb.format(rows)} not valid {encoding} text (byte 0x{byte}); {hint}"
 
 
 def _find(table: pd.DataFrame, candidates: tuple[str, ...]) -> str | None:
@@ -206,12 +239,13 @@ def write_dictionary(out_dir: Path, dictionary: dict[str, dict[str, int]]) -> Pa
 
 
 def write_unassigned(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    """``unassigned_sentences.csv``: report sentences grounded to no organ unit, for review."""
+    """``unassigned_sentences.csv``: report sentences grounded to no organ unit, for review (opened in spreadsheets,
+    so formula-like cells are escaped)."""
     path = Path(out_dir) / UNASSIGNED
     with atomic_path(path) as temp, temp.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(UNASSIGNED_COLUMNS), lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, "abnormalities": "; ".join(row["abnormalities"])} for row in rows)
+        writer.writerows(spreadsheet_row({**row, "abnormalities": "; ".join(row["abnormalities"])}) for row in rows)
     return path
 
 

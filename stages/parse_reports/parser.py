@@ -18,7 +18,9 @@ from stages.parse_reports.grounding import SOURCES, tidy_text
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION
-from stages.parse_reports.tokens import plain_spans
+from stages.parse_reports.markup import strip_markup
+from stages.parse_reports.readable import check_readable, known_words
+from stages.parse_reports.tokens import plain_spans, token_view
 
 CHUNK_CHARS = 20_000
 
@@ -90,10 +92,11 @@ class ReportParser:
     def __init__(self, lexicon_dir: Path | None = None):
         self.lexicon = load_lexicon(lexicon_dir)
         self.nlp = build_pipeline(lexicon_dir)
+        self.known_words = known_words(self.lexicon)
 
     def _docs(self, text: str, section: str, column_text: bool) -> list[Doc]:
         docs = []
-        for piece in split_long_text(re.sub(r"\r\n?", "\n", text)):
+        for piece in split_long_text(re.sub(r"\r\n?", "\n", strip_markup(text))):
             doc = self.nlp.make_doc(piece)
             doc.user_data[INITIAL_SECTION] = section
             doc.user_data[COLUMN_TEXT] = column_text
@@ -106,7 +109,11 @@ class ReportParser:
 
     def parse(self, findings: str | None = None, impression: str | None = None,
               text: str | None = None) -> ParsedReport:
-        """Parse a report given as FINDINGS / IMPRESSION texts, or one ``text`` with section headers."""
+        """Parse a report given as FINDINGS / IMPRESSION texts, or one ``text`` with section headers.
+
+        HTML and markdown are stripped first; a text the parser cannot read (another language) raises
+        :class:`UnreadableReport` rather than parse as a normal report.
+        """
         parts = [(value, section, column) for value, section, column in (
             (text, "findings", False), (findings, "findings", True), (impression, "impression", True))
             if value and value.strip()]
@@ -114,9 +121,11 @@ class ReportParser:
         certain: dict[str, set[str]] = {}
         unassigned: list[UnassignedSentence] = []
         sentence_count = 0
-        for value, section, column_text in parts:
-            for doc in self._docs(value, section, column_text):
-                sentence_count += self._collect(doc, organs, certain, unassigned)
+        docs = [doc for value, section, column_text in parts for doc in self._docs(value, section, column_text)]
+        check_readable([word for doc in docs for word, alpha in zip(token_view(doc).lower, token_view(doc).alpha)
+                        if alpha], self.known_words)
+        for doc in docs:
+            sentence_count += self._collect(doc, organs, certain, unassigned)
         for organ, report in organs.items():
             report.hedged_abnormalities = [p for p in report.hedged_abnormalities if p not in certain.get(organ, set())]
             report.negated_abnormalities = [p for p in report.negated_abnormalities if p not in report.abnormalities]

@@ -1,7 +1,8 @@
 """``ctglip parse-reports`` as a Python function: reports table in, organ texts + abnormality dictionary out.
 
 One bad report never stops the run: it is marked failed in the manifest and listed at the end.
-Empty reports are skipped with a warning. ``workers > 1`` parses chunks in separate processes.
+Empty reports get the status ``empty`` (not "skipped": that means "already done" elsewhere); a text the
+parser cannot read (another language) is ``failed`` with the reason. ``workers > 1`` parses chunks in separate processes.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from stages.common.anatomy import organ_units
 from stages.common.errors import SetupError
-from stages.common.manifest import EMPTY, MANIFEST_NAME, ItemStatus, StageResult, package_versions, write_manifest
+from stages.common.manifest import EMPTY, MANIFEST_NAME, ItemStatus, StageResult, jsonable, package_versions, write_manifest
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.parse_reports import io
 from stages.parse_reports.config import ParseReportsConfig
@@ -28,9 +29,11 @@ from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.parser import ReportParser
 from stages.parse_reports.pipeline import COMPONENTS
 from stages.parse_reports.plots import plot_summary
+from stages.parse_reports.readable import UnreadableReport
 
 LOG = logging.getLogger("ctglip.parse_reports")
 MAX_CHUNK = 64
+RERUN_FREE = {"workers", "overwrite", "out_dir"}  # options that do not change what is written
 _worker_parser: ReportParser | None = None
 
 
@@ -51,6 +54,8 @@ def parse_record(parser: ReportParser, record: io.ReportRecord) -> ReportOutcome
     started = time.perf_counter()
     try:
         report = parser.parse(findings=record.findings, impression=record.impression, text=record.text)
+    except UnreadableReport as error:
+        return ReportOutcome(record.scan_id, "failed", f"row {record.row}: {error}", time.perf_counter() - started)
     except Exception as error:  # a single bad report must not stop the batch
         return ReportOutcome(record.scan_id, "failed", f"row {record.row}: {type(error).__name__}: {error}",
                              time.perf_counter() - started)
@@ -105,17 +110,35 @@ def build_dictionary(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             if counter}
 
 
-def _check_output(out_dir: Path) -> None:
-    manifest = out_dir / MANIFEST_NAME
+def _check_output(config: ParseReportsConfig) -> None:
+    """Refuse another step's folder, and earlier parse-reports output of other inputs unless ``overwrite``.
+
+    A rerun with the same reports file, lexicon and options writes the same output, so it is allowed.
+    """
+    manifest = config.out_dir / MANIFEST_NAME
     if not manifest.is_file():
         return
     try:
-        stage = json.loads(manifest.read_text(encoding="utf-8")).get("stage")
+        earlier = json.loads(manifest.read_text(encoding="utf-8"))
+        stage = earlier.get("stage")
     except (OSError, json.JSONDecodeError, AttributeError):
-        stage = None
+        earlier, stage = {}, None
     if stage != io.STAGE:
-        raise SetupError(f"{out_dir} already holds the output of another step (stage {stage!r}); "
+        raise SetupError(f"{config.out_dir} already holds the output of another step (stage {stage!r}); "
                               "choose an empty folder")
+    if config.overwrite:
+        return
+    settings = {key: value for key, value in jsonable(config).items() if key not in RERUN_FREE}
+    before = {key: value for key, value in earlier.get("config", {}).items() if key not in RERUN_FREE}
+    changed = [key for key in sorted(set(settings) | set(before)) if settings.get(key) != before.get(key)]
+    if earlier.get("inputs", {}).get("sha256") != _sha256(config.reports):
+        changed.append("reports file content")
+    if earlier.get("pipeline", {}).get("lexicon_digest") != load_lexicon(config.lexicon_dir).digest:
+        changed.append("lexicon")
+    if changed:
+        raise SetupError(f"{config.out_dir} already holds parse-reports output made with other inputs "
+                              f"({', '.join(changed)} differ); pass --overwrite to replace it, or choose another "
+                              "folder")
 
 
 def _sha256(path: Path) -> str:
@@ -129,8 +152,11 @@ def _sha256(path: Path) -> str:
 def run(config: ParseReportsConfig, progress: ProgressReporter | None = None) -> StageResult:
     """Parse every report of ``config.reports`` and write the stage's outputs to ``config.out_dir``."""
     progress = progress or SilentProgress()
-    _check_output(config.out_dir)
-    table = io.read_table(config.reports)
+    _check_output(config)
+    table = io.read_table(config.reports, config.encoding)
+    if table.empty:
+        raise io.ReportsInputError(f"{config.reports}: no reports (the table has {len(table.columns)} column(s) "
+                                   "but no rows)")
     columns = io.resolve_columns(table, config.reports, config.id_column, config.findings_column,
                                  config.impression_column, config.text_column)
     records, bad_ids = io.load_reports(config.reports, columns, table, config.merge_duplicates)
@@ -145,7 +171,7 @@ def run(config: ParseReportsConfig, progress: ProgressReporter | None = None) ->
     for record in records:
         outcome = outcomes.get(record.scan_id)
         if outcome is None:
-            items.append(ItemStatus(record.scan_id, EMPTY, "empty report"))
+            items.append(ItemStatus(record.scan_id, EMPTY, "empty report: no findings or impression text"))
             continue
         rows += outcome.rows
         unassigned += outcome.unassigned
@@ -157,7 +183,7 @@ def run(config: ParseReportsConfig, progress: ProgressReporter | None = None) ->
                io.write_unassigned(config.out_dir, unassigned)]
     plot = config.out_dir / io.PLOT
     plot_summary(plot, dictionary, rows)
-    counts = {"reports": len(records), "parsed": len(outcomes), "skipped_empty": len(empty),
+    counts = {"reports": len(records), "parsed": len(outcomes), "empty": len(empty),
               "failed": sum(1 for item in items if item.status == "failed"), "organ_rows": len(rows),
               "abnormal_rows": sum(row["abnormal"] for row in rows), "unassigned_sentences": len(unassigned)}
     write_manifest(config.out_dir, io.STAGE, config, items,
