@@ -1,8 +1,9 @@
 """The checkpoint file format: progress fields, format-1 files, field-level errors, refused pickles,
-and temp files of a killed checkpoint write (a real SIGKILL) removed by the next run."""
+temp files of a killed checkpoint write (a real SIGKILL) removed by the next run, a full disk."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.common.errors import NoSpaceLeft
 from stages.pretrain import load_checkpoint, make_config, run
 from stages.pretrain.checkpoint import CheckpointError, read_checkpoint
 from test_pretrain_run import FAST
@@ -113,3 +115,27 @@ def test_temp_files_of_a_killed_checkpoint_write_are_removed_by_the_next_run(sto
     run(make_config(read_checkpoint(run_dir / "last.pt").config.cache.path, run_dir,
                     preset=str(stopped_run / "fast.json"), device="cpu", threads=1, resume=True, stop_after_steps=2))
     assert not list(run_dir.glob(".last.pt.*")) and read_checkpoint(run_dir / "last.pt").step == 2
+
+
+def test_a_full_disk_while_checkpointing_stops_with_the_file_named_and_resumes(stopped_run, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_run / "run", run_dir)
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_is_full(data, target, *args, **kwargs):
+        calls.append(target)
+        if len(calls) == 2:  # the second checkpoint write runs out of space half-way
+            Path(target).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(data, target, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_is_full)
+    config = dict(preset=str(stopped_run / "fast.json"), device="cpu", threads=1, resume=True)
+    cache_dir = read_checkpoint(run_dir / "last.pt").config.cache.path
+    with pytest.raises(NoSpaceLeft, match=f"no space left writing {run_dir / 'last.pt'}"):
+        run(make_config(cache_dir, run_dir, **config))
+    assert read_checkpoint(run_dir / "last.pt").step == 2  # the write that failed left the previous one
+    assert not list(run_dir.glob(".last.pt.*")), "temp file of the failed write left behind"
+    monkeypatch.undo()
+    assert run(make_config(cache_dir, run_dir, **config)).completed
+    assert read_checkpoint(run_dir / "final.pt").finished
