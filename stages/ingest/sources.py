@@ -96,7 +96,7 @@ def _walk(root: Path) -> Discovery:
         if any(_is_dicom(p) for p in others[:20]):
             series += _series_in(Path(folder))
     found = _nifti_sources(niftis)
-    dicom = _choose_per_study(series, root)
+    dicom = _choose_per_study(series)
     return Discovery(found.sources + dicom.sources, found.invalid + dicom.invalid)
 
 
@@ -164,7 +164,7 @@ def _describe(series: dict[str, Any]) -> dict[str, Any]:
             "description": series["description"], "slices": series["slices"], "thickness_mm": series["thickness"]}
 
 
-def _choose_per_study(series: list[dict[str, Any]], root: Path) -> Discovery:
+def _choose_per_study(series: list[dict[str, Any]]) -> Discovery:
     """One CT series per study, named after the folder that holds all of the study's series."""
     studies: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in series:
@@ -181,7 +181,7 @@ def _choose_per_study(series: list[dict[str, Any]], root: Path) -> Discovery:
             continue
         chosen = candidates[0]
         try:
-            scan_id = validate_scan_id(folder.name if folder != root or not root.name else root.name)
+            scan_id = validate_scan_id(folder.name)
         except InvalidScanId as error:
             invalid.append((str(folder), f"{folder}: {error}"))
             continue
