@@ -170,7 +170,7 @@ def ingest_one(source: Source, out_dir: Path, meta: VolumeMetadata | None, hu_ch
             raise
         raise InputError(f"{source.path}: {error}") from error
     unchanged = source.kind == "nifti" and hu is values and new_affine is affine
-    suffix = ".nii" if unchanged and source.path.name.endswith(".nii") else ".nii.gz"
+    suffix = ".nii" if unchanged and source.path.name.lower().endswith(".nii") else ".nii.gz"
     target = safe_child(out_dir, source.scan_id, suffix)
     for stale in (safe_child(out_dir, source.scan_id, s) for s in (".nii", ".nii.gz")):
         if stale != target and (stale.exists() or stale.is_symlink()):

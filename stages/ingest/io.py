@@ -12,6 +12,7 @@ import pandas as pd
 from stages.common.atomic import atomic_path, write_json_atomic
 from stages.common.ids import safe_child
 from stages.common.manifest import ItemStatus
+from stages.common.spreadsheet import spreadsheet_row
 
 MANIFEST_CSV_COLUMNS = ["scan_id", "status", "kind", "source", "output", "applied", "notes", "seconds", "error"]
 
@@ -48,9 +49,9 @@ def all_statuses(out_dir: Path) -> list[ItemStatus]:
 
 
 def write_manifest_csv(out_dir: Path, items: list[ItemStatus]) -> None:
-    rows = [{"scan_id": i.item_id, "status": i.status, "kind": i.extra.get("kind", ""),
+    rows = [spreadsheet_row({"scan_id": i.item_id, "status": i.status, "kind": i.extra.get("kind", ""),
              "source": i.extra.get("source", ""), "output": i.extra.get("output", ""),
              "applied": "; ".join(i.extra.get("applied", [])), "notes": "; ".join(i.extra.get("notes", [])),
-             "seconds": round(i.seconds, 3), "error": i.error} for i in items]
+             "seconds": round(i.seconds, 3), "error": i.error}) for i in items]
     with atomic_path(Path(out_dir) / "manifest.csv") as temp:
         pd.DataFrame(rows, columns=MANIFEST_CSV_COLUMNS).to_csv(temp, index=False)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.common.ids import NIFTI_SUFFIXES, InvalidScanId, scan_id_from_path, validate_scan_id
+from stages.common.ids import InvalidScanId, is_nifti_name, scan_id_from_path, validate_scan_id
 from stages.common.nifti import InputError
 
 LIST_SUFFIXES = (".txt", ".csv", ".lst")
@@ -54,10 +54,10 @@ def discover(src: Path) -> Discovery:
         invalid += found.invalid
     by_id: dict[str, list[Source]] = defaultdict(list)
     for source in sources:
-        by_id[source.scan_id].append(source)
+        by_id[source.scan_id.lower()].append(source)  # X and x would share a file on case-insensitive disks
     clashes = {scan_id: group for scan_id, group in by_id.items() if len(group) > 1}
     if clashes:
-        lines = [f"{scan_id}: " + " and ".join(str(s.path) for s in group) for scan_id, group in sorted(clashes.items())]
+        lines = [f"{group[0].scan_id}: " + " and ".join(str(s.path) for s in group) for _, group in sorted(clashes.items())]
         raise InputError(f"{src}: {len(clashes)} scan id(s) found more than once (output CT_DIR/<scan_id>.nii.gz "
                          f"would be ambiguous); rename or list the ones you want: {'; '.join(lines[:10])}")
     return Discovery(sorted(sources, key=lambda s: s.scan_id), invalid)
@@ -66,7 +66,7 @@ def discover(src: Path) -> Discovery:
 def _read_list(path: Path) -> list[Path]:
     """Paths from a ``.txt`` (one per line) or ``.csv`` (column ``path``, else the first one)."""
     if not path.name.endswith(LIST_SUFFIXES):
-        if path.name.endswith(NIFTI_SUFFIXES):
+        if is_nifti_name(path.name):
             return [path]
         raise InputError(f"{path}: expected a folder, a NIfTI file or a .txt/.csv list of paths")
     if path.suffix == ".csv":
@@ -91,8 +91,8 @@ def _walk(root: Path) -> Discovery:
     for folder, dirs, names in os.walk(root):
         dirs.sort()
         names = sorted(n for n in names if not n.startswith("."))
-        niftis += [Path(folder) / n for n in names if n.endswith(NIFTI_SUFFIXES)]
-        others = [Path(folder) / n for n in names if not n.endswith(NIFTI_SUFFIXES)]
+        niftis += [Path(folder) / n for n in names if is_nifti_name(n)]
+        others = [Path(folder) / n for n in names if not is_nifti_name(n)]
         if any(_is_dicom(p) for p in others[:20]):
             series += _series_in(Path(folder))
     found = _nifti_sources(niftis)
