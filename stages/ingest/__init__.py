@@ -12,7 +12,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from stages.common.ids import InvalidScanId
-from stages.common.manifest import DONE_EARLIER, ItemStatus, StageResult, package_versions, write_manifest
+from stages.common.manifest import DONE_EARLIER, FAILED, OK, ItemStatus, StageResult, package_versions, write_manifest
+from stages.common.outputs import claim_output
 from stages.common.nifti import InputError
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.ingest import io
@@ -31,9 +32,9 @@ def _task(args: tuple[Source, Path, VolumeMetadata | None, str]) -> ItemStatus:
     base = {"source": str(source.path), "kind": source.kind}
     try:
         outcome = ingest_one(source, out_dir, meta, hu_check)
-        item = ItemStatus(source.scan_id, "ok", extra=outcome.extra(source))
-    except (InputError, InvalidScanId, OSError, ValueError, RuntimeError) as error:
-        item = ItemStatus(source.scan_id, "failed", str(error), extra=base)
+        item = ItemStatus(source.scan_id, OK, extra=outcome.extra(source))
+    except (InputError, InvalidScanId, OSError) as error:
+        item = ItemStatus(source.scan_id, FAILED, str(error), extra=base)
     item.seconds = time.perf_counter() - started
     io.write_status(out_dir, item)
     return item
@@ -51,32 +52,32 @@ def _map(tasks: list[tuple], workers: int):
 def run(config: IngestConfig, progress: ProgressReporter | None = None) -> StageResult:
     """Ingest this shard's scans into ``config.out_dir``; resumable, one bad scan never stops the rest."""
     progress = progress or SilentProgress()
-    out_dir = Path(config.out_dir)
     found = discover(Path(config.src))
     metadata = read_metadata(Path(config.metadata)) if config.metadata else {}
     k, n = config.shard
     mine = [s for index, s in enumerate(found.sources) if index % n == k - 1]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    items = [ItemStatus(path, "failed", reason) for path, reason in found.invalid] if k == 1 else []
-    tasks = []
-    for source in mine:
-        previous = io.read_status(out_dir, source.scan_id)
-        output = previous and (out_dir / str(previous.get("output", "")))
-        if (not config.overwrite and previous and previous["status"] == "ok" and output
-                and (output.is_file()) and previous.get("source") == str(source.path)):
-            items.append(ItemStatus(source.scan_id, DONE_EARLIER, extra={k_: v for k_, v in previous.items()
-                                                                       if k_ not in {"scan_id", "status", "error"}}))
-        else:
-            tasks.append((source, out_dir, metadata.get(source.scan_id), config.hu_check))
-    progress.start(len(tasks), "ingest")
-    failures = 0
-    for item in _map(tasks, config.workers):
-        items.append(item)
-        failures += item.status == "failed"
-        progress.advance(failed=failures)
-    unmatched = sorted(set(metadata) - {s.scan_id for s in found.sources})
-    _write_manifests(config, out_dir, len(found.sources), unmatched)
-    return StageResult("ingest", out_dir, sorted(items, key=lambda i: i.item_id))
+    items = [ItemStatus(path, FAILED, reason) for path, reason in found.invalid] if k == 1 else []
+    with claim_output(config.out_dir, "ingest", overwrite=config.overwrite,
+                      lock_name=f"shard-{k}of{n}" if n > 1 else "") as out_dir:
+        tasks = []
+        for source in mine:
+            previous = io.read_status(out_dir, source.scan_id)
+            output = out_dir / str(previous.get("output", "")) if previous else None
+            if (previous and previous["status"] == OK and output is not None and output.is_file()
+                    and previous.get("source") == str(source.path)):
+                extra = {key: value for key, value in previous.items() if key not in {"scan_id", "status", "error"}}
+                items.append(ItemStatus(source.scan_id, DONE_EARLIER, extra=extra))
+            else:
+                tasks.append((source, out_dir, metadata.get(source.scan_id), config.hu_check))
+        progress.start(len(tasks), "ingest")
+        failures = 0
+        for item in _map(tasks, config.workers):
+            items.append(item)
+            failures += item.status == FAILED
+            progress.advance(failed=failures)
+        unmatched = sorted(set(metadata) - {s.scan_id for s in found.sources})
+        _write_manifests(config, out_dir, len(found.sources), unmatched)
+    return StageResult("ingest", Path(config.out_dir), sorted(items, key=lambda i: i.item_id))
 
 
 def _write_manifests(config: IngestConfig, out_dir: Path, n_found: int, unmatched: list[str]) -> None:

@@ -32,6 +32,9 @@ class IngestConfig:
         k, n = self.shard
         if not (1 <= k <= n):
             raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+        if n > 1 and self.overwrite:
+            raise SetupError("--overwrite cannot be combined with --shard (shards would replace each other's "
+                             "work): redo the folder with one process, or delete it first")
         if not Path(self.src).exists():
             raise SetupError(f"{self.src}: source folder or list file does not exist")
         if self.metadata is not None and not Path(self.metadata).is_file():

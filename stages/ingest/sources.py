@@ -88,16 +88,20 @@ def _walk(root: Path) -> Discovery:
         return _nifti_sources([root])
     niftis: list[Path] = []
     series: list[dict[str, Any]] = []
+    unreadable: list[tuple[str, str]] = []
     for folder, dirs, names in os.walk(root):
         dirs.sort()
         names = sorted(n for n in names if not n.startswith("."))
         niftis += [Path(folder) / n for n in names if is_nifti_name(n)]
         others = [Path(folder) / n for n in names if not is_nifti_name(n)]
         if any(_is_dicom(p) for p in others[:20]):
-            series += _series_in(Path(folder))
+            try:
+                series += _series_in(Path(folder))
+            except InputError as error:  # one damaged series fails alone
+                unreadable.append((folder, str(error)))
     found = _nifti_sources(niftis)
     dicom = _choose_per_study(series)
-    return Discovery(found.sources + dicom.sources, found.invalid + dicom.invalid)
+    return Discovery(found.sources + dicom.sources, found.invalid + dicom.invalid + unreadable)
 
 
 def _nifti_sources(paths: list[Path]) -> Discovery:
@@ -127,7 +131,10 @@ def _series_in(folder: Path) -> list[dict[str, Any]]:
     out = []
     for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
         files = [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)]
-        header = pydicom.dcmread(str(files[0]), stop_before_pixels=True, force=True)
+        try:
+            header = pydicom.dcmread(str(files[0]), stop_before_pixels=True, force=True)
+        except Exception as error:  # pydicom raises many types for damaged headers
+            raise InputError(f"{files[0]}: unreadable DICOM header ({type(error).__name__}: {error})") from error
         orientation = [float(v) for v in getattr(header, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0])]
         normal = np.cross(orientation[:3], orientation[3:])
         out.append({
