@@ -1,6 +1,7 @@
 """``ctglip zeroshot``: CLI over :func:`stages.zeroshot.run`."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -110,7 +111,13 @@ def command(
         labels=labels, label_map=label_map, protocol=protocol, abnormalities=abnormalities, prompts=prompts, threshold=threshold,
         validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
         text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite, hu_check=hu_check))
-    with rich_progress() as progress:
+    with rich_progress() as progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
         result = fail_fast(lambda: run(config, progress))
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            console.print(f"[bold yellow]warning:[/] {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     print_metrics(read_metrics(result.output_dir / METRICS_FILE))
     finish(result)

@@ -12,7 +12,8 @@ from stages.common.labels import LabelsError
 from stages.zeroshot.io import (ZeroshotInputError, read_embeddings, read_label_space, read_labels,
                                 read_metrics, read_predictions, write_embeddings, write_metrics,
                                 write_predictions)
-from stages.zeroshot.plots import confusion_matrix, plot_confusion_organs, plot_roc_abnormalities
+from stages.zeroshot.plots import (confusion_matrix, forest_series, plot_confusion_organs, plot_forest,
+                                   plot_roc_abnormalities, plot_roc_scan_labels)
 from stages.zeroshot.prompts import PromptError, abnormality_prompts, load_templates, organ_prompts
 
 
@@ -143,3 +144,30 @@ def test_plots_are_written(tmp_path):
     for path in (confusion, roc):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 200
+
+
+def test_roc_small_multiples_and_forest_plot(tmp_path):
+    """One panel per finding (19 findings -> a 5 x 4 grid), and a forest plot of two runs."""
+    rng = np.random.default_rng(2)
+    frames, per_key = [], {}
+    for i in range(19):
+        present = rng.random(40) < 0.3
+        frames.append(pd.DataFrame(dict(label=f"finding {i:02d}", present=present, score=rng.random(40) + present,
+                                        threshold=0.8)))
+        per_key[f"finding {i:02d}"] = {"auc": {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}}
+    grid = plot_roc_scan_labels(pd.concat(frames), per_key, tmp_path / "roc.png")
+    with Image.open(grid) as image:
+        width, height = image.size
+    assert width > 1000 and 0.7 < height / width < 1.2  # 5 columns x 4 rows of square panels
+    metrics = {"scan_labels": {"per_label": {k: {"auc": v["auc"]} for k, v in per_key.items()},
+                               "macro": {"auc": {"value": 0.7, "ci_low": 0.65, "ci_high": 0.75}}}}
+    other = {"abnormality": {"per_abnormality": {"liver/steatosis": {"auc": {"value": None, "ci_low": None,
+                                                                             "ci_high": None}}},
+                             "macro": {"auc": {"value": None, "ci_low": None, "ci_high": None}}}}
+    series = [forest_series(metrics, "grounded"), forest_series(other, "global")]
+    assert series[0].per_finding["finding 03"]["value"] == 0.7 and series[1].macro["value"] is None
+    forest = plot_forest(series, tmp_path / "forest.png")
+    with Image.open(forest) as image:
+        assert image.format == "PNG" and image.size[1] > image.size[0]  # one row per finding
+    with pytest.raises(ValueError, match="no 'scan_labels' section"):
+        forest_series(other, "global", "scan_labels")

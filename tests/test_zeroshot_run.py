@@ -28,6 +28,7 @@ from stages.segment import run as segment
 from stages.zeroshot import ZeroshotConfig, run
 from stages.zeroshot.io import read_embeddings, read_metrics, read_predictions
 from stages.zeroshot.metrics import auc
+from stages.zeroshot.training import UnfinishedRunWarning
 from stages.zeroshot.prompts import abnormality_prompts, load_templates
 
 FAST = dict(resamples=100, device="cpu")
@@ -93,8 +94,9 @@ def _independent_abnormality_score(checkpoint: Path, ct: Path, mask: Path, organ
 
 def test_grounded_run_on_raw_nifti(scans, grounded_checkpoint, tmp_path):
     out = tmp_path / "out"
-    result = run(_raw_config(scans, grounded_checkpoint, out, labels=scans.labels, abnormalities=scans.abnormalities,
-                             save_embeddings=True))
+    with pytest.warns(UnfinishedRunWarning, match=r"last.pt is not a finished run \(step 2 of \d+"):
+        result = run(_raw_config(scans, grounded_checkpoint, out, labels=scans.labels,
+                                 abnormalities=scans.abnormalities, save_embeddings=True))
     assert result.exit_code == 0 and result.counts()["ok"] == 3
     predictions = read_predictions(out / "predictions.csv")
     checkpoint_config = load_checkpoint(grounded_checkpoint)[1].config
@@ -114,6 +116,8 @@ def test_grounded_run_on_raw_nifti(scans, grounded_checkpoint, tmp_path):
     assert row.score == pytest.approx(expected, abs=1e-4)
 
     metrics = read_metrics(out / "metrics.json")
+    assert metrics["training"]["step"] == 2 and metrics["training"]["finished"] is False
+    assert metrics["training"]["total_steps"] > 2
     assert metrics["organ_recognition"]["top1"] == pytest.approx((recognition["rank"] == 1).mean(), abs=1e-6)
     assert metrics["organ_recognition"]["top5"] == pytest.approx((recognition["rank"] <= 5).mean(), abs=1e-6)
     section = metrics["abnormality"]
@@ -212,6 +216,7 @@ def test_cli_exit_codes_and_options(scans, tiny_cache_dir, grounded_checkpoint, 
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "organ recognition" in done.output and "macro" in done.output
+    assert "warning:" in done.output and "is not a finished run" in _flat(done)
     metrics = read_metrics(out / "metrics.json")
     assert metrics["abnormality"]["threshold"] == {"method": "given", "value": 0.5, "prediction": "score >= threshold"}
     assert read_manifest(out, "zeroshot")["prompts"]["organ"] == ["CT of the {organ}."]

@@ -236,3 +236,26 @@ def test_protocol_prompts():
     assert ctclip.organ == default.organ  # organ recognition prompts do not change
     with pytest.raises(SetupError, match="ctglip, ctclip, fvlm"):
         get_protocol("chexzero")
+
+
+def test_header_only_labels_are_refused(tmp_path):
+    from stages.zeroshot.reference import read_reference_labels
+
+    for name, header in (("long.csv", "scan_id,organ,abnormality,present\n"), ("wide.csv", "VolumeName,Emphysema\n")):
+        path = _write(tmp_path / name, header)
+        with pytest.raises(ZeroshotInputError, match="header but no rows") as error:
+            read_reference_labels(path, None)
+        assert str(path) in str(error.value)
+
+
+def test_labels_that_match_no_scored_pair_warn(tmp_path):
+    from stages.zeroshot.reference import ReferenceLabels
+    from stages.zeroshot.report import write_metrics
+
+    predictions, _ = _organ_predictions(n_scans=4)
+    labels = pd.DataFrame(dict(scan_id=["s00", "s01"], organ="liver", abnormality="steatosis", present=[True, False]))
+    with pytest.warns(UserWarning, match="no \\(scan, organ, abnormality\\) label matches a scored pair"):
+        metrics, _ = write_metrics(tmp_path, EvaluationConfig(resamples=10), predictions,
+                                   ReferenceLabels(tmp_path / "labels.csv", organ_level=labels), ["heart"],
+                                   {"mode": "grounded"})
+    assert metrics["abnormality"]["auc_macro"] is None and metrics["abnormality"]["n_labels_unmatched"] == 2

@@ -6,10 +6,10 @@ from pathlib import Path
 from stages.common.errors import SetupError
 from stages.common.manifest import MANIFEST_NAME
 from stages.zeroshot import io
-from stages.zeroshot.plots import CONFUSION_PLOT, ROC_PLOT
+from stages.zeroshot.plots import CONFUSION_PLOT, FOREST_PLOT, FOREST_SCAN_PLOT, ROC_PLOT, ROC_SCAN_PLOT
 
 OUTPUT_FILES = (io.PREDICTIONS_FILE, io.METRICS_FILE, io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE,
-                CONFUSION_PLOT, ROC_PLOT, MANIFEST_NAME)
+                CONFUSION_PLOT, ROC_PLOT, FOREST_PLOT, ROC_SCAN_PLOT, FOREST_SCAN_PLOT, MANIFEST_NAME)
 
 
 def prepare_output(output_dir: Path, overwrite: bool) -> None:

@@ -1,9 +1,11 @@
-"""PNG figures of a zero-shot run: organ confusion matrix and abnormality ROC curves."""
+"""PNG figures of a zero-shot run: organ confusion matrix, per-finding AUC forest plots (one run,
+or several side by side) and ROC curves as small multiples."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -15,6 +17,9 @@ from stages.zeroshot.metrics import roc_curve
 
 CONFUSION_PLOT = "confusion_organs.png"
 ROC_PLOT = "roc_abnormalities.png"
+FOREST_PLOT = "auc_abnormalities.png"
+ROC_SCAN_PLOT = "roc_scan_labels.png"
+FOREST_SCAN_PLOT = "auc_scan_labels.png"
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -60,29 +65,119 @@ def plot_confusion_organs(recognition: pd.DataFrame, vocabulary: list[str], targ
     return _save(figure, target)
 
 
-def plot_roc_abnormalities(evaluated: pd.DataFrame, per_abnormality: dict, target: Path) -> Path:
-    """ROC curve per (organ, abnormality) with its AUC and the chosen threshold marked."""
-    figure = _new_figure(7.5, 6.0)
-    axes = figure.add_subplot()
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8, label="chance")
-    colours = matplotlib.colormaps["tab20"]
-    for index, ((organ, abnormality), rows) in enumerate(evaluated.groupby(["organ", "abnormality"], sort=True)):
-        present = rows["present"].to_numpy(bool)
-        if present.all() or not present.any():
+def _label_of(key: tuple) -> str:
+    return pair_key(*key) if len(key) == 2 else str(key[0])
+
+
+def plot_roc_grid(evaluated: pd.DataFrame, key_columns: list[str], per_key: dict, target: Path,
+                  title: str) -> Path:
+    """ROC curves as small multiples, one panel per finding, each with its AUC, n+/n and the
+    chosen threshold (dot): nineteen curves in one panel cannot be told apart."""
+    groups = [(key if isinstance(key, tuple) else (key,), rows)
+              for key, rows in evaluated.groupby(key_columns, sort=True)]
+    columns = min(5, max(1, len(groups)))
+    rows_count = max(1, -(-len(groups) // columns))
+    figure = _new_figure(2.3 * columns, 2.45 * rows_count + 0.5)
+    axes_grid = figure.subplots(rows_count, columns, squeeze=False, sharex=True, sharey=True)
+    for index, axes in enumerate(axes_grid.flat):
+        if index >= len(groups):
+            axes.set_visible(False)
             continue
-        fpr, tpr, _ = roc_curve(present, rows["score"].to_numpy())
-        key = pair_key(organ, abnormality)
-        area = per_abnormality.get(key, {}).get("auc", {}).get("value")
-        colour = colours((2 * index) % 20 + (index // 10) % 2)  # dark shades first, then light
-        axes.plot(np.r_[0.0, fpr], np.r_[0.0, tpr], color=colour, linewidth=1.2,
-                  label=f"{key} (AUC {area:.3f})" if area is not None else key)
-        predicted = rows["score"].to_numpy() >= rows["threshold"].iloc[0]
-        axes.scatter([(predicted & ~present).sum() / (~present).sum()], [(predicted & present).sum() / present.sum()],
-                     color=colour, s=18, zorder=3)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1.01)
-    axes.set_xlabel("1 - specificity (false-positive rate)")
-    axes.set_ylabel("sensitivity (true-positive rate)")
-    axes.set_title("Zero-shot abnormality detection (dots: chosen thresholds)")
-    axes.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        key, rows = groups[index]
+        name = _label_of(key)
+        present = rows["present"].to_numpy(bool)
+        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.7)
+        area = per_key.get(name, {}).get("auc", {}).get("value")
+        if present.any() and not present.all():
+            fpr, tpr, _ = roc_curve(present, rows["score"].to_numpy())
+            axes.plot(np.r_[0.0, fpr], np.r_[0.0, tpr], color="tab:blue", linewidth=1.4)
+            threshold = rows["threshold"].iloc[0]
+            predicted = rows["score"].to_numpy() >= threshold
+            axes.scatter([(predicted & ~present).sum() / (~present).sum()],
+                         [(predicted & present).sum() / present.sum()], color="tab:red", s=16, zorder=3)
+        heading = name if len(name) <= 26 else name[:25] + "…"
+        axes.set_title(f"{heading}\nAUC {area:.2f}" if area is not None else f"{heading}\nAUC undefined",
+                       fontsize=8)
+        axes.text(0.97, 0.04, f"{int(present.sum())}+ / {len(present)}", fontsize=7, ha="right",
+                  transform=axes.transAxes)
+        axes.set_xlim(0, 1)
+        axes.set_ylim(0, 1.02)
+        axes.tick_params(labelsize=7)
+    for axes in axes_grid[-1]:
+        axes.set_xlabel("1 - specificity", fontsize=8)
+    for axes in axes_grid[:, 0]:
+        axes.set_ylabel("sensitivity", fontsize=8)
+    figure.suptitle(f"{title} (red dot: chosen threshold)", fontsize=10)
+    figure.tight_layout()
+    return _save(figure, target)
+
+
+def plot_roc_abnormalities(evaluated: pd.DataFrame, per_abnormality: dict, target: Path) -> Path:
+    """Organ-level ROC curves, one small panel per (organ, abnormality)."""
+    return plot_roc_grid(evaluated, ["organ", "abnormality"], per_abnormality, target,
+                         "Zero-shot abnormality detection per organ")
+
+
+def plot_roc_scan_labels(evaluated: pd.DataFrame, per_label: dict, target: Path) -> Path:
+    """Scan-level ROC curves, one small panel per label."""
+    return plot_roc_grid(evaluated, ["label"], per_label, target, "Zero-shot scan-level labels")
+
+
+@dataclass(frozen=True)
+class ForestSeries:
+    """One run's per-finding AUCs (``{finding: {value, ci_low, ci_high}}``) and its macro AUC."""
+
+    name: str
+    per_finding: dict[str, dict]
+    macro: dict
+
+
+def forest_series(metrics: dict, name: str, section: str | None = None) -> ForestSeries:
+    """The AUCs of a metrics.json: its ``scan_labels`` (when present) or ``abnormality`` section."""
+    section = section or ("scan_labels" if "scan_labels" in metrics else "abnormality")
+    if section not in metrics:
+        raise ValueError(f"metrics of {name!r} have no {section!r} section (run zeroshot with --labels)")
+    values = metrics[section]
+    per = values["per_label"] if section == "scan_labels" else values["per_abnormality"]
+    return ForestSeries(name, {key: entry["auc"] for key, entry in per.items()}, values["macro"]["auc"])
+
+
+def plot_forest(series: list[ForestSeries], target: Path, title: str = "Zero-shot AUC per finding") -> Path:
+    """Per-finding AUC with 95 % intervals, one row per finding (runs side by side), macro at the
+    bottom; sorted by the first run's AUC so the weak findings sit together."""
+    first = series[0].per_finding
+    findings = sorted(set().union(*(s.per_finding for s in series)),
+                      key=lambda k: (-(first.get(k, {}).get("value") or -1.0), k))
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    offsets = np.linspace(0.18, -0.18, len(series)) if len(series) > 1 else np.zeros(1)
+    figure = _new_figure(8.0, 0.34 * (len(findings) + 1) * max(1.0, 0.6 * len(series)) + 1.3)
+    axes = figure.add_subplot()
+    positions = {finding: len(findings) - i for i, finding in enumerate(findings)}
+    for run, colour, offset in zip(series, colours, offsets):
+        entries = [(positions[k], run.per_finding.get(k, {})) for k in findings] + [(0, run.macro)]
+        for y, estimate in entries:
+            value, low, high = estimate.get("value"), estimate.get("ci_low"), estimate.get("ci_high")
+            if value is None:
+                axes.text(1.04, y + offset, "undefined", color=colour, fontsize=7, va="center",
+                          transform=axes.get_yaxis_transform())
+                continue
+            if low is not None and high is not None:
+                axes.plot([low, high], [y + offset] * 2, color=colour, linewidth=1.6)
+            axes.scatter([value], [y + offset], color=colour, zorder=3, s=46 if y == 0 else 22,
+                         marker="D" if y == 0 else "o")
+            interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+            axes.text(1.04, y + offset, f"{value:.2f}{interval}", color=colour, fontsize=7, va="center",
+                      transform=axes.get_yaxis_transform())
+        macro = run.macro["value"]
+        axes.scatter([], [], color=colour, label=f"{run.name} (macro {macro:.3f})" if macro is not None else run.name)
+    axes.axvline(0.5, color="grey", linestyle="--", linewidth=0.8)
+    axes.axhline(0.5, color="lightgrey", linewidth=0.8)
+    axes.set_yticks([0, *positions.values()], ["macro", *positions.keys()], fontsize=8)
+    axes.get_yticklabels()[0].set_fontweight("bold")
+    axes.set_xlim(0, 1.01)
+    axes.set_ylim(-0.7, len(findings) + 0.7)
+    axes.set_xlabel("AUC with 95 % scan-level bootstrap interval (dashed: chance)")
+    axes.grid(axis="x", color="0.92")
+    axes.set_title(title)
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=len(series), frameon=False)
     return _save(figure, target)

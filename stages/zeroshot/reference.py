@@ -69,6 +69,11 @@ def read_reference_labels(labels: Path | None, label_map: Path | None) -> Refere
         if label_map is not None:
             raise io.ZeroshotInputError(f"{labels}: --label-map applies to wide (scan-level) labels, but this "
                                         "file is organ-level (scan_id, organ, abnormality, present)")
-        return ReferenceLabels(Path(labels), organ_level=io.read_labels(labels))
-    mapping = load_label_map(label_map)
-    return ReferenceLabels(Path(labels), scan_level=read_wide_labels(labels, mapping), label_map=mapping)
+        reference = ReferenceLabels(Path(labels), organ_level=io.read_labels(labels))
+    else:
+        mapping = load_label_map(label_map)
+        reference = ReferenceLabels(Path(labels), scan_level=read_wide_labels(labels, mapping), label_map=mapping)
+    table = reference.organ_level if reference.organ_level is not None else reference.scan_level
+    if table.empty:
+        raise io.ZeroshotInputError(f"{labels}: the labels CSV has a header but no rows")
+    return reference

@@ -20,6 +20,7 @@ from stages.common.device import resolve_device
 from stages.pretrain.factory import load_checkpoint
 from stages.zeroshot import io
 from stages.zeroshot.config import ZeroshotConfig
+from stages.zeroshot.training import training_state
 from stages.zeroshot.encoder import load_text_encoder
 from stages.zeroshot.output import prepare_output
 from stages.zeroshot.predictions import embedding_rows, score_scan
@@ -43,6 +44,7 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
     device = resolve_device(config.device)
     model, checkpoint = load_checkpoint(Path(config.checkpoint), device=str(device))
     model.eval()
+    training = training_state(checkpoint, Path(config.checkpoint))
     mode = checkpoint.config.mode
     preprocess = checkpoint.config.cache.preprocess
     vocabulary = list(checkpoint.config.organ_vocab)
@@ -101,7 +103,8 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         io.write_embeddings(output_dir, matrix, pd.DataFrame(embedding_index, columns=io.EMBEDDING_INDEX_COLUMNS[1:]))
         outputs += [io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE]
     failed = sum(item.status == "failed" for item in items)
-    header = {"mode": mode, "checkpoint": str(config.checkpoint), "protocol": protocol.describe(),
+    header = {"mode": mode, "checkpoint": str(config.checkpoint), "training": training,
+              "protocol": protocol.describe(),
               "prompts_version": templates.version, "n_scans": len(items) - failed, "n_scans_failed": failed}
     metrics, metric_files = write_metrics(output_dir, config.evaluation(), predictions, labels, vocabulary, header)
     outputs += metric_files
@@ -109,6 +112,6 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
                    package_versions("torch", "monai", "nibabel", "sentence-transformers"),
                    extra={"mode": mode, "preprocess": preprocess.to_dict(), "text_encoder": encoder.describe(),
                           "logit_scale": scale, "prompts": templates.describe(), "label_space": label_space,
-                          "organ_vocab": vocabulary, "outputs": outputs,
+                          "organ_vocab": vocabulary, "outputs": outputs, "training": training,
                           "headline": headline(metrics)})
     return StageResult("zeroshot", output_dir, items)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from stages.common.ids import NIFTI_SUFFIXES
 from stages.common.labels import LABEL_COLUMNS, read_text_csv
-from stages.zeroshot.evaluate import ABNORMALITY_METRICS, EvaluationConfig, bootstrap_info, evaluate_keyed
+from stages.zeroshot.evaluate import EvaluationConfig, bootstrap_info, evaluate_keyed
 from stages.zeroshot.io import ZeroshotInputError
 from stages.zeroshot.label_map import LabelMap
 from stages.zeroshot.predictions import VOLUME
@@ -181,9 +181,3 @@ def scan_label_metrics(predictions: pd.DataFrame, labels: pd.DataFrame, label_ma
     }
     return section, result.evaluated
 
-
-def per_label_metric(section: dict, name: str = "auc") -> dict[str, dict]:
-    """``{label: estimate}`` of one metric, for tables and plots."""
-    if name not in ABNORMALITY_METRICS:
-        raise ValueError(f"metric must be one of {ABNORMALITY_METRICS}")
-    return {label: values[name] for label, values in section["per_label"].items()}
