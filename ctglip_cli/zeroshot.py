@@ -23,6 +23,15 @@ def _interval(estimate: dict | None) -> str:
     return f"{estimate['value']:.3f} [{estimate['ci_low']:.3f}, {estimate['ci_high']:.3f}]"
 
 
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """The run's own warnings (unfinished checkpoint, HU check, ...) as yellow lines after the progress bar."""
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            console.print(f"[bold yellow]warning:[/] {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def print_metrics(metrics: dict) -> None:
     """Headline figures and per-abnormality metrics (95 % bootstrap intervals) as rich tables."""
     recognition = metrics.get("organ_recognition")
@@ -108,16 +117,15 @@ def command(
 
     config = fail_fast(lambda: ZeroshotConfig(
         checkpoint=checkpoint, output_dir=output, ct_dir=ct_dir, masks_dir=masks_dir, cache_dir=cache,
-        labels=labels, label_map=label_map, protocol=protocol, abnormalities=abnormalities, prompts=prompts, threshold=threshold,
-        validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
+        labels=labels, label_map=label_map, protocol=protocol, abnormalities=abnormalities, prompts=prompts,
+        threshold=threshold, validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
         text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite, hu_check=hu_check))
-    with rich_progress() as progress, warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        result = fail_fast(lambda: run(config, progress))
-    for warning in caught:
-        if issubclass(warning.category, UserWarning):
-            console.print(f"[bold yellow]warning:[/] {warning.message}")
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        try:
+            with rich_progress() as progress:
+                result = fail_fast(lambda: run(config, progress))
+        finally:
+            _show_warnings(caught)
     print_metrics(read_metrics(result.output_dir / METRICS_FILE))
     finish(result)
