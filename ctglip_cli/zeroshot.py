@@ -120,12 +120,16 @@ def command(
         labels=labels, label_map=label_map, protocol=protocol, abnormalities=abnormalities, prompts=prompts,
         threshold=threshold, validation_fraction=val_fraction, resamples=resamples, seed=seed, batch_size=batch_size, device=device,
         text_encoder=text_encoder, save_embeddings=save_embeddings, overwrite=overwrite, hu_check=hu_check))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        try:
-            with rich_progress() as progress:
-                result = fail_fast(lambda: run(config, progress))
-        finally:
-            _show_warnings(caught)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("default")
+            try:
+                with rich_progress() as progress:
+                    result = fail_fast(lambda: run(config, progress))
+            finally:
+                caught = list(recorded)
+    finally:
+        _show_warnings(caught)  # outside the recording context, so re-emitted warnings are not recorded again
     print_metrics(read_metrics(result.output_dir / METRICS_FILE))
     finish(result)

@@ -347,7 +347,7 @@ def test_inputs_that_match_nothing_are_refused(scans, grounded_checkpoint, tmp_p
     empty = tmp_path / "empty"
     empty.mkdir()
     done = runner.invoke(app, [*base, "--ct-dir", str(empty), "-o", str(tmp_path / "a")])
-    assert done.exit_code == 2 and "no scans to score" in _flat(done) and str(empty) in _flat(done)
+    assert done.exit_code == 2 and "no CT files" in _flat(done) and str(empty) in _flat(done)
     assert not (tmp_path / "a").exists()
     others = [scan for scan in pd.read_csv(scans.all_labels, dtype={"scan_id": str}).scan_id.unique()
               if scan not in scans.scan_ids]
