@@ -18,6 +18,7 @@ from stages.common.ct_folder import list_ct_folder
 from stages.common.manifest import (DONE_EARLIER, USABLE, ItemStatus, StageResult, ok_items, package_versions,
                                     read_manifest, write_manifest)
 from stages.common.nifti import InputError
+from stages.common.outputs import claim_output
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.common.text_encoder import TextEncoder
 from stages.parse_reports.io import read_abnormality_dictionary, read_organ_texts
@@ -85,10 +86,16 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
     organ_texts = read_organ_texts(config.reports_dir)
     dictionary = read_abnormality_dictionary(config.reports_dir)
     encoder = TextEncoder.load(config.text_encoder) if n == 1 else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    content_hash = io.claim_content_config(out_dir, config.content_config(), config.overwrite)
-    io.retract_tables(out_dir)
+    with claim_output(out_dir, "cache", overwrite=config.overwrite, lock_name="" if n == 1 else f"shard-{k}of{n}"):
+        content_hash = io.claim_content_config(out_dir, config.content_config())
+        io.retract_tables(out_dir)
+        return _build(config, out_dir, todo, items, organ_texts, dictionary, encoder, content_hash, progress)
 
+
+def _build(config: CacheConfig, out_dir: Path, todo: list[tuple[str, Path, Path]], items: list[ItemStatus],
+           organ_texts: pd.DataFrame, dictionary: dict[str, dict[str, int]], encoder: TextEncoder | None,
+           content_hash: str, progress: ProgressReporter) -> StageResult:
+    """Preprocess the pending scans; without a shard, also write the index, texts, embeddings, manifest."""
     pending = []
     for scan_id, ct_path, mask_path in todo:
         if not config.overwrite and io.read_scan_meta(out_dir, scan_id, content_hash) is not None:

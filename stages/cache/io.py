@@ -59,18 +59,19 @@ def shard_dir(cache_dir: Path, scan_id: str) -> Path:
     return safe_child(Path(cache_dir) / "shards", scan_id, "")
 
 
-def claim_content_config(cache_dir: Path, content: dict[str, Any], overwrite: bool) -> str:
-    """Record the cache's content config, or refuse a folder built with another one."""
+def claim_content_config(cache_dir: Path, content: dict[str, Any]) -> str:
+    """Record the cache's content config, or refuse a folder built with another one.
+
+    ``--overwrite`` never meets another config here: the folder claim moved the old cache aside.
+    """
     path = Path(cache_dir) / CONTENT_CONFIG_NAME
     digest = config_hash(content)
     if path.is_file():
         existing = json.loads(path.read_text(encoding="utf-8"))
         if existing.get("hash") != digest:
-            if not overwrite:
-                raise SetupError(
-                    f"{cache_dir} holds a cache built with another config (hash {existing.get('hash')}, "
-                    f"this run {digest}); use a new -o folder, or --overwrite to rebuild it")
-            shutil.rmtree(Path(cache_dir) / "shards", ignore_errors=True)
+            raise SetupError(
+                f"{cache_dir} holds a cache built with another config (hash {existing.get('hash')}, "
+                f"this run {digest}); use a new -o folder, or --overwrite to rebuild it")
     write_json_atomic(path, {"hash": digest, "config": content})
     return digest
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -10,6 +11,7 @@ import torch.distributed as dist
 
 from stages.common.errors import SetupError
 from stages.common.manifest import StageResult, package_versions, write_manifest
+from stages.common.outputs import claim_output
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.pretrain.checkpoint import FINAL_CHECKPOINT, LAST_CHECKPOINT, save_checkpoint
 from stages.pretrain.config import PretrainConfig
@@ -38,8 +40,9 @@ def run(config: PretrainConfig, progress: ProgressReporter | None = None) -> Pre
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        session = prepare(config, info, device)
-        return fit(session, progress if (progress is not None and info.is_main) else SilentProgress())
+        with claim_output(config.out_dir, "pretrain") if info.is_main else nullcontext():
+            session = prepare(config, info, device)
+            return fit(session, progress if (progress is not None and info.is_main) else SilentProgress())
     finally:
         torch.set_num_threads(torch_threads)
         if owns_group:

@@ -18,6 +18,7 @@ from stages.common.ids import InvalidScanId, scan_id_from_path, validate_scan_id
 from stages.common.manifest import DONE_EARLIER, ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.hu_check import check_hu
 from stages.common.nifti import InputError, check_voxel_data, load_volume, read_array
+from stages.common.outputs import claim_output
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.segment import io
 from stages.segment.config import SegmentConfig, parse_shard
@@ -66,8 +67,15 @@ def run(config: SegmentConfig, progress: ProgressReporter | None = None) -> Stag
         check_totalseg_weights(config.fast)
     if config.engine == "import" and not Path(config.import_from).is_dir():
         raise SetupError(f"{config.import_from}: segmentation folder does not exist")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    items = _record_rejected(listing.rejected, config.engine, out_dir)  # every shard lists the folder's problems
+    k, n = config.shard  # shards share the folder: each locks alone, and --overwrite redoes its scans in place
+    with claim_output(out_dir, "segment", overwrite=config.overwrite and n == 1,
+                      lock_name="" if n == 1 else f"shard-{k}of{n}"):
+        return _segment_all(config, files, listing.rejected, out_dir, progress)
+
+
+def _segment_all(config: SegmentConfig, files: list[Path], rejected: list[ItemStatus], out_dir: Path,
+                 progress: ProgressReporter) -> StageResult:
+    items = _record_rejected(rejected, config.engine, out_dir)  # every shard lists the folder's problems
     progress.start(len(files), f"segment ({config.engine})")
     for ct_path in files:
         started = time.perf_counter()
