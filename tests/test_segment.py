@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from ctglip_cli.main import app
 from stages.common.anatomy import totalseg_class_map
 from stages.common.ids import InvalidScanId, safe_child, validate_scan_id
+from stages.common.outputs import STAGE_MARKER
 from stages.segment import SegmentConfig, WeightsMissing, run, shard_files
 from stages.segment.io import read_masks_dir
 
@@ -81,7 +82,8 @@ def test_bad_scans_fail_with_reasons_and_good_scan_still_succeeds(example_dirs):
     assert "degenerate shape" in status["flat"].error
     assert result.exit_code == 1
     assert not (example_dirs["out"] / "moved.nii.gz").exists()
-    assert not [p for p in example_dirs["out"].iterdir() if p.name.startswith(".")], "temp files left behind"
+    left = [p for p in example_dirs["out"].iterdir() if p.name.startswith(".") and p.name != STAGE_MARKER]
+    assert not left, "temp files left behind"
 
 
 def test_unknown_label_ids_are_refused(example_dirs):
