@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import errno
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -60,3 +63,18 @@ def test_no_space_is_recognised_in_every_writer_dialect():
     assert is_no_space(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"))
     assert not is_no_space(OSError(errno.EACCES, "Permission denied"))
     assert not is_no_space(RuntimeError("CUDA out of memory"))
+
+
+def test_the_console_script_sorts_errors_raised_outside_fail_fast():
+    """The real entry point (not CliRunner): a bug exits 3 with its traceback, a user error 2 in one line."""
+    script = ("import sys\nfrom ctglip_cli.main import app\nfrom stages.common.errors import SetupError\n"
+              "@app.command('bug')\ndef bug():\n    {}['organ']\n"
+              "@app.command('user')\ndef user():\n    raise SetupError('--x must be positive')\n"
+              "app([sys.argv[1]])\n")
+    root = Path(__file__).resolve().parents[1]
+    runs = {name: subprocess.run([sys.executable, "-c", script, name], capture_output=True, text=True,
+                                 cwd=root, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+            for name in ("bug", "user")}
+    assert runs["bug"].returncode == 3 and "Traceback" in runs["bug"].stderr and "KeyError" in runs["bug"].stderr
+    assert runs["user"].returncode == 2 and "--x must be positive" in runs["user"].stderr
+    assert "Traceback" not in runs["user"].stderr
