@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,11 +92,11 @@ def plot_roc_grid(evaluated: pd.DataFrame, key_columns: list[str], per_key: dict
         if present.any() and not present.all():
             fpr, tpr, _ = roc_curve(present, rows["score"].to_numpy())
             axes.plot(np.r_[0.0, fpr], np.r_[0.0, tpr], color="tab:blue", linewidth=1.4)
-            threshold = rows["threshold"].iloc[0]
-            predicted = rows["score"].to_numpy() >= threshold
-            axes.scatter([(predicted & ~present).sum() / (~present).sum()],
-                         [(predicted & present).sum() / present.sum()], color="tab:red", s=16, zorder=3)
-        heading = name if len(name) <= 26 else name[:25] + "…"
+            sensitivity = per_key.get(name, {}).get("sensitivity", {}).get("value")
+            specificity = per_key.get(name, {}).get("specificity", {}).get("value")
+            if sensitivity is not None and specificity is not None:  # the operating point metrics.json reports
+                axes.scatter([1.0 - specificity], [sensitivity], color="tab:red", s=16, zorder=3)
+        heading = textwrap.fill(name, 28)
         axes.set_title(f"{heading}\nAUC {area:.2f}" if area is not None else f"{heading}\nAUC undefined",
                        fontsize=8)
         axes.text(0.97, 0.04, f"{int(present.sum())}+ / {len(present)}", fontsize=7, ha="right",
