@@ -18,7 +18,8 @@ def command(
                                                   "the HU check or the header's spacing says it is needed.")] = None,
     shard: Annotated[str, typer.Option(help="K/N: process every N-th scan starting at the K-th.")] = "1/1",
     workers: Annotated[int, typer.Option(help="Scans converted in parallel.")] = 1,
-    overwrite: Annotated[bool, typer.Option(help="Redo scans already ingested.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Redo every scan: the earlier folder is moved aside and deleted "
+                                            "once this run ends (not with --shard).")] = False,
     hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
 ) -> None:
     """Turn NIfTI files and DICOM series (nested folders, CT-RATE) into one folder of HU NIfTI files."""
