@@ -1,5 +1,6 @@
 """A cache that is not what its manifest says is refused: a ``cache --overwrite`` killed midway (a real
-SIGKILL), a shard from another config, a truncated array. ``pretrain`` then refuses to train on it."""
+SIGKILL), a shard from another config, a truncated array; ``pretrain`` then refuses to train on it. Two
+``cache`` runs into one folder never both succeed."""
 from __future__ import annotations
 
 import json
@@ -15,11 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ctglip_cli.main import app
-from stages.cache import CacheConfig, PreprocessConfig, load_cache
+from stages.cache import WINDOW_PRESETS, CacheConfig, PreprocessConfig, load_cache
 from stages.cache import run as run_cache
 from stages.common.manifest import ManifestError
 
 REPO = Path(__file__).resolve().parents[1]
+CLI = "from ctglip_cli.main import app; app()"
 PREPROCESS = PreprocessConfig(spacing=(3.5, 3.5, 3.5), crop_size=(32, 32, 32), volume_size=(32, 32, 32))
 
 
@@ -43,7 +45,7 @@ def test_a_killed_overwrite_leaves_a_cache_that_pretrain_refuses(tiny_pipeline_d
     cache = tmp_path / "cache"
     shutil.copytree(tiny_pipeline_dir / "cache", cache)
     old_hash = json.loads((cache / "manifest.json").read_text())["content_hash"]
-    command = [sys.executable, "-c", "from ctglip_cli.main import app; app()",
+    command = [sys.executable, "-c", CLI,
                *_cache_args(tiny_pipeline_dir, cache, "--overwrite", "--window-preset", "abdomen")]
     writer = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -98,3 +100,18 @@ def test_a_truncated_array_is_named_with_the_command_that_fixes_it(tiny_pipeline
     message = str(error.value)
     assert message.startswith(f"{target}: unreadable or truncated") and "ctglip cache" in message
     assert "--overwrite" in message
+
+
+def test_two_cache_runs_with_different_configs_into_one_folder_never_both_succeed(tiny_pipeline_dir, tmp_path):
+    cache = tmp_path / "cache"
+    presets = ("abdomen", "lung")
+    runs = [subprocess.Popen([sys.executable, "-c", CLI, *_cache_args(tiny_pipeline_dir, cache, "--window-preset",
+                                                                    preset)],
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}) for preset in presets]
+    outcomes = [(writer.wait(timeout=600), " ".join(writer.stderr.read().split())) for writer in runs]
+    codes = [code for code, _ in outcomes]
+    assert sorted(codes) == [0, 2], outcomes
+    winner, loser = codes.index(0), codes.index(2)
+    assert "is in use by" in outcomes[loser][1] or "another config" in outcomes[loser][1], outcomes[loser][1]
+    assert load_cache(cache).preprocess.window == WINDOW_PRESETS[presets[winner]]
