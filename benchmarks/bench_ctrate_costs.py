@@ -119,7 +119,8 @@ def _cache_child(args: tuple[Path, Path, int, Path, object]) -> None:
     started = time.process_time()
     scan = preprocess_scan(ct, mask, cfg)
     samples = organ_samples(scan, cfg)
-    io.write_scan_shard(out, scan.scan_id, samples, volume_sample(scan, cfg), "uint8", "benchmark")
+    io.write_scan_shard(out, scan.scan_id, samples, volume_sample(scan, cfg), "uint8", "benchmark",
+                        scan.densities[""])
     seconds = time.process_time() - started
     size = sum(p.stat().st_size for p in io.shard_dir(out, scan.scan_id).iterdir())
     peak_mb = _peak_mb()

@@ -27,8 +27,17 @@ def command(
     normal_template: Annotated[str | None, typer.Option(help="Text for organs the report does not mention "
                                                          "(default: '{Organ} shows no significant "
                                                          "abnormality.').")] = None,
+    organ_text_template: Annotated[str | None, typer.Option(help="An organ's training text from its report "
+                                                             "sentences {text} (default: '{Organ}: {text}'; "
+                                                             "naming the unit keeps left and right apart).")] = None,
     image_dtype: Annotated[str, typer.Option(help="uint8 (compact) or float16.")] = "uint8",
     volume: Annotated[bool, typer.Option(help="Also store whole-volume samples for --mode global.")] = True,
+    global_text: Annotated[str, typer.Option(help="Whole-volume text for --mode global: organ_sentences (the "
+                                                  "report's organ sentences), impression or findings_impression "
+                                                  "(raw report columns).")] = "organ_sentences",
+    reports_table: Annotated[Path | None, typer.Option(help="Raw reports table for --global-text impression|"
+                                                            "findings_impression (default: the one parse-reports "
+                                                            "read).")] = None,
     workers: Annotated[int, typer.Option(help="Scans processed in parallel (one scan in memory each).")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Rebuild scans already cached (or a cache of another config).")] = False,
     hu_check: Annotated[str, typer.Option(help=HU_CHECK_HELP)] = "error",
@@ -44,11 +53,13 @@ def command(
     def build() -> CacheConfig:
         preprocess = PreprocessConfig(spacing=tuple(spacing), window=parse_window(window, window_preset),
                                       crop_size=(crop_size,) * 3, margin_mm=margin_mm, volume_size=(volume_size,) * 3)
-        template = {} if normal_template is None else {"normal_template": normal_template}
+        template = {key: value for key, value in (("normal_template", normal_template),
+                                                  ("organ_text_template", organ_text_template)) if value is not None}
         return CacheConfig(ct_dir=ct_dir, masks_dir=masks_dir, reports_dir=reports_dir, out_dir=output,
                            preprocess=preprocess, text_encoder=text_encoder, image_dtype=image_dtype,
-                           include_volume=volume, workers=workers, overwrite=overwrite, hu_check=hu_check,
-                           shard=parse_shard(shard), **template)
+                           include_volume=volume, global_text=global_text, reports_table=reports_table,
+                           workers=workers, overwrite=overwrite, hu_check=hu_check, shard=parse_shard(shard),
+                           **template)
 
     config = fail_fast(build)
     with rich_progress() as progress:

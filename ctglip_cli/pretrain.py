@@ -35,7 +35,8 @@ def command(
                                                                  "(0 = off, the default).")] = None,
     include_incomplete: Annotated[bool | None, typer.Option("--include-incomplete/--skip-incomplete",
                                                             help="Train on organs cut by the scan border "
-                                                                 "(skipped by default).")] = None,
+                                                                 "(the default: a chest CT cuts the liver, an "
+                                                                 "abdominal CT the lungs).")] = None,
     oversample_abnormal: Annotated[int | None, typer.Option(help="Show abnormal samples N times per "
                                                                  "epoch.")] = None,
     jitter_hu: Annotated[float | None, typer.Option(help="Augmentation: random brightness change of up to "

@@ -6,7 +6,9 @@ and a test split (CT folder, ``ctglip segment`` folder, labels.csv, abnormalitie
 training seeds), each seed's 95 % bootstrap intervals, and writes the table to OUT/compare.md.
 
     python examples/compare_grounded_global.py --cache demo/train/cache --test demo/test \
-        --out demo/compare --encoder cnn --seeds 0 1 2 --epochs 6
+        --out demo/compare --encoder cnn --seeds 0 1 2
+
+Without ``--epochs`` and ``--pretrain-args`` both modes train with their presets' defaults.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ def run_seed(args: argparse.Namespace, mode: str, seed: int) -> dict[str, float]
     run_dir = args.out / f"{mode}-{args.encoder}-seed{seed}"
     zeroshot_dir = args.out / f"zeroshot-{mode}-{args.encoder}-seed{seed}"
     if not (run_dir / "final.pt").is_file():
+        epochs = ["--epochs", str(args.epochs)] if args.epochs else []
         subprocess.run(["ctglip", "pretrain", str(args.cache), "-o", str(run_dir), "--mode", mode,
-                        "--encoder", args.encoder, "--config", args.config, "--epochs", str(args.epochs),
+                        "--encoder", args.encoder, "--config", args.config, *epochs,
                         "--seed", str(seed), "--device", args.device, *args.pretrain_args], check=True)
     if not (zeroshot_dir / "metrics.json").is_file():  # reruns reuse finished runs, like resume
         subprocess.run(["ctglip", "zeroshot", str(run_dir / "final.pt"), "--ct-dir", str(args.test / "ct"),
@@ -45,7 +48,8 @@ def interval(values: list[float]) -> str:
 
 def table(args: argparse.Namespace, results: dict[str, list[dict]]) -> list[str]:
     """Markdown: mean +- sd per mode, then each seed with its bootstrap intervals."""
-    lines = [f"{args.encoder} encoder, config {args.config}, {args.epochs} epochs, training seeds {args.seeds} "
+    epochs = f"{args.epochs} epochs" if args.epochs else "preset epochs"
+    lines = [f"{args.encoder} encoder, config {args.config}, {epochs}, training seeds {args.seeds} "
              "(mean +- sd over seeds)", "",
              "| pretraining | organ top-1 | abnormality AUC macro | abnormality F1 macro |", "|---|---|---|---|"]
     for mode, runs in results.items():
@@ -77,10 +81,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"))
     parser.add_argument("--config", default="tiny")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None, help="default: each preset's own")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--pretrain-args", nargs=argparse.REMAINDER, default=["--include-incomplete"],
+    parser.add_argument("--pretrain-args", nargs=argparse.REMAINDER, default=[],
                         help="extra `ctglip pretrain` options (last on the line)")
     args = parser.parse_args()
     results = {mode: [run_seed(args, mode, seed) for seed in args.seeds] for mode in MODES}

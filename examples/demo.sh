@@ -38,7 +38,7 @@ ctglip cache --ct-dir "$OUT/train/ct" --masks-dir "$OUT/train/segmentations" \
 for mode in grounded global; do
   step "pretrain $mode ($ENCODER, $EPOCHS epochs)"
   ctglip pretrain "$OUT/train/cache" -o "$OUT/runs/$mode-$ENCODER" --mode "$mode" --encoder "$ENCODER" \
-    --config tiny --epochs "$EPOCHS" --batch-size "$BATCH" --device cpu --include-incomplete
+    --config tiny --epochs "$EPOCHS" --batch-size "$BATCH" --device cpu
   step "zeroshot $mode on the test split"
   ctglip zeroshot "$OUT/runs/$mode-$ENCODER/final.pt" --ct-dir "$OUT/test/ct" \
     --masks-dir "$OUT/test/segmentations" --labels "$OUT/test/labels.csv" \

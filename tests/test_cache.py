@@ -6,6 +6,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,7 +55,9 @@ def test_texts_come_from_parsed_reports_or_the_normal_template(tiny_pipeline_dir
         key = (sample["scan_id"], sample["organ"])
         if key in parsed.index:
             row = parsed.loc[key]
-            assert sample["text"] == row["text"] and sample["abnormal"] == bool(row["abnormal"])
+            display = organ_units()[sample["organ"]].display_name
+            assert sample["text"] == f"{display[0].upper()}{display[1:]}: {row['text']}"
+            assert sample["abnormal"] == bool(row["abnormal"])
             assert sample["abnormalities"] == list(row["abnormalities"])
             mentioned += 1
         else:
@@ -68,6 +71,53 @@ def test_texts_come_from_parsed_reports_or_the_normal_template(tiny_pipeline_dir
     for _, row in abnormal.iterrows():
         for phrase, text_id in zip(row["abnormalities"], row["abnormality_text_ids"]):
             assert cache.texts[text_id].endswith(f"with {phrase}.")
+
+
+def test_a_sentence_about_both_lungs_gives_each_lung_its_own_text(tiny_pipeline_dir):
+    """Bilateral sentences are grounded to both lungs; named by its unit, each lung's text differs,
+    so the organ-text objective can tell left from right (the same for kidneys and adrenals)."""
+    cache = load_cache(tiny_pipeline_dir / "cache")
+    parsed = read_organ_texts(tiny_pipeline_dir / "parsed").set_index(["scan_id", "organ"])
+    shared = 0
+    for scan_id in cache.index["scan_id"].unique():
+        rows = cache.index[cache.index["scan_id"] == scan_id].set_index("organ")
+        for left, right in (("lung_left", "lung_right"), ("kidney_left", "kidney_right")):
+            if {left, right} <= set(rows.index) and {(scan_id, left), (scan_id, right)} <= set(parsed.index):
+                shared += parsed.loc[(scan_id, left), "text"] == parsed.loc[(scan_id, right), "text"]
+                assert rows.at[left, "text_id"] != rows.at[right, "text_id"]
+    assert shared > 0  # the reports do hold sentences about both sides
+
+
+def test_samples_carry_the_organ_density_measured_on_native_voxels(tiny_pipeline_dir):
+    cache = load_cache(tiny_pipeline_dir / "cache")
+    lo, hi = cache.preprocess.density_range
+    for i in (0, len(cache) // 2):
+        density = cache[i]["density"]
+        assert density.shape == (cache.preprocess.density_bins,) and density.min() >= 0
+        assert density.sum() == pytest.approx(1.0, abs=1e-4)
+    whole = load_cache(tiny_pipeline_dir / "cache", kind="volume")[0]
+    volume = whole["density"]
+    assert volume.sum() == pytest.approx(1.0, abs=1e-4)
+    hu = np.asarray(nib.load(tiny_pipeline_dir / "ct" / f"{whole['scan_id']}.nii.gz").dataobj)
+    air = float((hu < -900).mean())  # -1000 HU: 81 % in the bin at -1016 HU, the rest in the next one up
+    assert 0.6 * air < volume[:2].sum() < air + 0.05
+
+
+def test_global_text_can_be_the_raw_impression(tiny_pipeline_dir, tmp_path):
+    root = tiny_pipeline_dir
+    out = tmp_path / "cache"
+    shutil.copytree(root / "cache" / "shards", out / "shards")  # same preprocessing: only the texts change
+    result = run(_config(root, out, global_text="impression"))
+    assert result.exit_code == 0 and {i.status for i in result.items} == {"skipped"}
+    reports = pd.read_csv(root / "reports.csv").set_index("scan_id")
+    volumes = load_cache(out, kind="volume")
+    for i in range(len(volumes)):
+        sample = volumes[i]
+        assert sample["text"] == reports.at[sample["scan_id"], "impression"].strip()
+    with pytest.raises(SetupError, match="--reports-table"):
+        run(_config(root, tmp_path / "other", global_text="impression", reports_table=tmp_path / "gone.csv"))
+    with pytest.raises(SetupError, match="global text"):
+        _config(root, out, global_text="abstract")
 
 
 def test_whole_volume_samples_for_the_global_baseline(tiny_pipeline_dir):

@@ -111,3 +111,18 @@ def test_config_round_trips_and_rejects_nonsense():
         PreprocessConfig(window=(350.0, -1150.0))
     with pytest.raises(SetupError, match="spacing"):
         PreprocessConfig(spacing=(1.5, 0.0, 1.5))
+
+
+def test_density_histogram_counts_every_native_voxel_in_calibrated_hu():
+    """Soft bins with centres 0, 500, 1000 HU: 250 HU splits half-half, beyond the range falls
+    in the end bin, and the whole scan's histogram includes the background."""
+    from stages.cache.preprocess import density_histograms
+
+    hu = np.array([0.0, 250.0, 1000.0, 2000.0, -500.0], dtype=np.float32).reshape(5, 1, 1)
+    unit_index = np.array([1, 1, 1, 1, 0]).reshape(5, 1, 1)
+    cfg = PreprocessConfig(density_range=(0.0, 1000.0), density_bins=3)
+    result = density_histograms(hu, unit_index, ["aorta"], cfg)
+    np.testing.assert_allclose(result["aorta"], [0.375, 0.125, 0.5])
+    np.testing.assert_allclose(result[""], [2.5 / 5, 0.5 / 5, 2.0 / 5])
+    with pytest.raises(SetupError, match="density"):
+        PreprocessConfig(density_range=(100.0, 0.0))

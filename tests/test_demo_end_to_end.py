@@ -47,6 +47,20 @@ def test_demo_runs_every_stage_and_writes_the_results_table(tmp_path):
     assert ceiling.returncode == 0, ceiling.stderr[-3000:]
     assert ceiling.stdout.startswith("seed 0: 2 validation reports, oracle recall@1 "), ceiling.stdout
 
+    # the data-size curve reuses finished runs: here the demo's own, as its one size point
+    point = out / "size" / "n6"
+    point.mkdir(parents=True)
+    for mode in ("grounded", "global"):
+        (point / f"{mode}-cnn-seed0").symlink_to((out / "runs" / f"{mode}-cnn").resolve())
+        (point / f"zeroshot-{mode}-cnn-seed0").symlink_to((out / "zeroshot" / f"{mode}-cnn").resolve())
+    curve = subprocess.run([sys.executable, str(ROOT / "examples" / "data_size_curve.py"), "--cache",
+                            f"6={out / 'train' / 'cache'}", "--test", str(out / "test"), "--out", str(out / "size")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert curve.returncode == 0, curve.stderr[-3000:]
+    assert (out / "size" / "data_size_curve.png").stat().st_size > 1000
+    metrics = json.loads((out / "zeroshot" / "grounded-cnn" / "metrics.json").read_text())
+    assert f"| 6 | {metrics['abnormality']['macro']['auc']['value']:.3f} [" in curve.stdout, curve.stdout
+
 
 def test_ceiling_oracle_finds_reports_that_follow_the_findings_and_not_wording_noise():
     sys.path.insert(0, str(ROOT / "examples"))

@@ -32,6 +32,8 @@ VARIANTS = {
             TrainConfig(organ_name_weight=0.5)),
     "cnn_local_loss": ({**COMMON, "encoder": "cnn", "filters": [4, 8, 8], "strides": [2, 2, 2], "feature_dim": 8},
                        TrainConfig(local_loss=True)),
+    "cnn_scan_density": ({**COMMON, "encoder": "cnn", "filters": [4, 8, 8], "strides": [2, 2, 2], "feature_dim": 8,
+                          "density_bins": 6, "density_source": "scan"}, TrainConfig()),
     "vit": ({**COMMON, "encoder": "vit", "patch_size": 4, "hidden_size": 16, "num_layers": 1, "num_heads": 2},
             TrainConfig()),
 }
@@ -53,8 +55,9 @@ def global_batch() -> tuple[dict[str, torch.Tensor], torch.Tensor, CandidateTabl
                             [0, 0, 0]], dtype=torch.float32)  # sample 7 is uncertain: no abnormality target
     texts = F.normalize(torch.randn(11, TEXT_DIM, generator=generator), dim=1)
     position = torch.rand(GLOBAL_BATCH, 3, generator=generator) - 0.5
+    density = torch.softmax(torch.randn(GLOBAL_BATCH, 6, generator=generator), dim=1)
     batch = {"image": image, "mask": mask, "position": position, "text_id": text_id, "organ_index": organ_index,
-             "dictionary_targets": targets}
+             "dictionary_targets": targets, "density": density}
     return batch, texts, candidates
 
 

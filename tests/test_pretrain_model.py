@@ -12,8 +12,9 @@ from stages.pretrain.model import masked_average, masked_histogram, masked_max
 
 
 def tiny_config(encoder: str = "cnn", size: int = 32) -> dict:
+    """The tiny preset with crop density features, so a test can call the model on images alone."""
     model = load_preset("tiny", encoder)["model"]
-    return {**model, "input_size": [size, size, size]}
+    return {**model, "input_size": [size, size, size], "density_bins": 16, "density_source": "crop"}
 
 
 def test_masked_average_uses_only_voxels_inside_the_mask():
@@ -113,7 +114,7 @@ def test_density_features_tell_a_darker_organ_apart_despite_instance_norm():
     image = torch.cat([texture + 0.3, texture + 0.25])  # same texture, one 75 HU darker (1500 HU window)
     mask, position = torch.ones(2, 1, 32, 32, 32, dtype=torch.bool), torch.zeros(2, 3)
     plain = build_model({**tiny_config(), "density_bins": 0}, text_dim=10).eval()
-    dense = build_model({**tiny_config(), "density_bins": 16}, text_dim=10).eval()
+    dense = build_model({**tiny_config(), "density_bins": 16, "density_source": "crop"}, text_dim=10).eval()
     with torch.no_grad():
         plain_gap = (plain.encode_image(image, mask, position)[0] - plain.encode_image(image, mask, position)[1]).abs().max()
         dense_gap = (dense.encode_image(image, mask, position)[0] - dense.encode_image(image, mask, position)[1]).abs().max()
@@ -122,12 +123,32 @@ def test_density_features_tell_a_darker_organ_apart_despite_instance_norm():
         build_model({**tiny_config(), "density_bins": 1}, text_dim=10)
 
 
+def test_scan_density_shows_a_few_calcified_voxels_the_crop_cannot():
+    """``density_source: scan``: the cache's native-voxel histogram, not the crop's, feeds the
+    density MLP; 0.1 % of an aorta above 1000 HU (a plaque) changes the embedding."""
+    torch.manual_seed(0)
+    model = build_model({**tiny_config(), "density_bins": 8, "density_source": "scan"}, text_dim=10).eval()
+    image = torch.rand(1, 1, 32, 32, 32).expand(2, -1, -1, -1, -1)
+    mask, position = torch.ones(2, 1, 32, 32, 32, dtype=torch.bool), torch.zeros(2, 3)
+    density = torch.zeros(2, 8)
+    density[:, 3] = 1.0
+    density[1, 3], density[1, 7] = 0.999, 0.001
+    with torch.no_grad():
+        plain, plaque = model.encode_image(image, mask, position, density)
+    assert (plain - plaque).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="density histograms"):
+        model.encode_image(image, mask, position)
+    with pytest.raises(SetupError, match="density_source"):
+        build_model({**tiny_config(), "density_source": "report"}, text_dim=10)
+
+
 def test_config_without_position_key_builds_a_position_free_model():
     """Checkpoints written before ``position_features`` existed still load."""
     config = tiny_config()
     config.pop("position_features")
     config.pop("pooling", None)
     config.pop("density_bins", None)
+    config.pop("density_source", None)
     model = build_model(config, text_dim=10).eval()
     assert not model.uses_position and model.pooling == "mean" and model.density_encoder is None
     with torch.no_grad():
@@ -166,3 +187,24 @@ def test_bad_model_configs_are_refused_with_the_reason():
         build_model({**tiny_config(), "working_size": 64}, text_dim=8)
     with pytest.raises(SetupError, match="neither a preset"):
         load_preset("huge", "cnn")
+
+
+def test_global_mode_takes_the_presets_own_global_settings(tmp_path):
+    """A preset's ``train_global`` is the baseline's own best (chosen on validation); flags still win."""
+    import json
+
+    from stages.pretrain.config import make_config
+
+    preset = {**load_preset("tiny", "cnn")}
+    path = tmp_path / "preset.json"
+    path.write_text(json.dumps({"model": preset["model"], "train": {"epochs": 8, "lr": 0.002},
+                                "train_global": {"epochs": 2, "lr": 0.0005}}))
+    grounded = make_config(tmp_path, tmp_path / "g", preset=str(path))
+    plain = make_config(tmp_path, tmp_path / "b", mode="global", preset=str(path))
+    chosen = make_config(tmp_path, tmp_path / "c", mode="global", preset=str(path), epochs=3)
+    assert (grounded.train.epochs, grounded.train.lr) == (8, 0.002)
+    assert (plain.train.epochs, plain.train.lr) == (2, 0.0005)
+    assert (chosen.train.epochs, chosen.train.lr) == (3, 0.0005)
+    path.write_text(json.dumps({"model": preset["model"], "train_global": {"epoch": 2}}))
+    with pytest.raises(SetupError, match="unknown training settings \\['epoch'\\]"):
+        make_config(tmp_path, tmp_path / "d", mode="global", preset=str(path))

@@ -27,7 +27,7 @@ from stages.pretrain.session import config_differences
 FAST = {
     "model": {"encoder": "cnn", "position_features": True, "working_size": 32, "filters": [4, 8, 8],
               "strides": [2, 2, 2], "feature_dim": 8, "embed_dim": 16, "image_hidden": 0, "text_hidden": 16, "init_temperature": 0.07,
-              "temperature_range": [0.01, 0.5]},
+              "temperature_range": [0.01, 0.5], "density_bins": 8, "density_source": "scan"},
     "train": {"epochs": 2, "batch_size": 8, "lr": 0.003, "checkpoint_every": 2, "log_every": 1,
               "val_fraction": 0.25, "seed": 5},
 }
@@ -75,7 +75,7 @@ def test_grounded_run_writes_self_contained_checkpoints(tiny_cache_dir, tmp_path
     position = torch.from_numpy(sample["position"])[None]
     assert model.uses_position and loaded.config.model["position_features"]
     with torch.no_grad():
-        embedding = model.encode_image(image, mask, position)
+        embedding = model.encode_image(image, mask, position, torch.from_numpy(sample["density"])[None])
         text = model.encode_text(torch.from_numpy(cache.text_embeddings[:3]))
     assert embedding.shape == (1, 16) and text.shape == (3, 16)
     assert torch.allclose(embedding.norm(dim=1), torch.ones(1), atol=1e-5)

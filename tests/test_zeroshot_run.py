@@ -83,7 +83,8 @@ def _independent_abnormality_score(checkpoint: Path, ct: Path, mask: Path, organ
     with torch.no_grad():
         image = model.encode_image(torch.from_numpy(sample.image)[None, None],
                                    torch.from_numpy(sample.mask)[None, None],
-                                   torch.tensor([sample.position], dtype=torch.float32))[0]
+                                   torch.tensor([sample.position], dtype=torch.float32),
+                                   torch.from_numpy(sample.density)[None])[0]
         sides = []
         for prompts in (positive, negative):
             vectors = model.encode_text(torch.from_numpy(encoder.encode(prompts)))

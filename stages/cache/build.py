@@ -15,6 +15,7 @@ from stages.cache.config import ABNORMALITY_TEMPLATE, CacheConfig, fill_template
 from stages.cache.preprocess import PreprocessConfig, organ_samples, preprocess_scan, volume_sample
 from stages.common.anatomy import ANATOMY_TABLE_VERSION, organ_units
 from stages.common.ct_folder import list_ct_folder
+from stages.common.errors import SetupError
 from stages.common.manifest import (DONE_EARLIER, USABLE, ItemStatus, StageResult, ok_items, package_versions,
                                     read_manifest, write_manifest)
 from stages.common.nifti import InputError
@@ -37,7 +38,7 @@ def _process_scan(task: tuple[Path, Path, Path, str, PreprocessConfig, str, bool
         if not samples:
             raise InputError(f"{mask_path}: no organ with at least {preprocess.min_organ_voxels} voxels")
         volume = volume_sample(scan, preprocess) if include_volume else None
-        io.write_scan_shard(cache_dir, scan_id, samples, volume, dtype, content_hash)
+        io.write_scan_shard(cache_dir, scan_id, samples, volume, dtype, content_hash, scan.densities[""])
         return scan_id, "", time.perf_counter() - started
     except (InputError, OSError, ValueError) as error:
         return scan_id, str(error), time.perf_counter() - started
@@ -85,6 +86,7 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
         items = items if k == 1 else []
     organ_texts = read_organ_texts(config.reports_dir)
     dictionary = read_abnormality_dictionary(config.reports_dir)
+    report_texts = _report_texts(config) if config.include_volume else {}  # before any work: fail fast
     encoder = TextEncoder.load(config.text_encoder) if n == 1 else None
     with claim_output(out_dir, "cache", overwrite=config.overwrite, lock_name="" if n == 1 else f"shard-{k}of{n}"):
         content_hash = io.claim_content_config(out_dir, config.content_config())
@@ -113,7 +115,7 @@ def _build(config: CacheConfig, out_dir: Path, todo: list[tuple[str, Path, Path]
         return StageResult("cache", out_dir, sorted(items, key=lambda i: i.item_id))
 
     done = sorted(i.item_id for i in items if i.status in USABLE)
-    index, texts, vocab = _assemble(out_dir, done, organ_texts, dictionary, config, content_hash)
+    index, texts, vocab = _assemble(out_dir, done, organ_texts, dictionary, config, content_hash, report_texts)
     progress.start(1, "cache: embed texts")
     embeddings = encoder.encode(texts)
     progress.advance()
@@ -151,13 +153,41 @@ class _TextTable:
         return list(self.ids)
 
 
+def _report_texts(config: CacheConfig) -> dict[str, str]:
+    """Per scan, the raw report text the global baseline pairs with the whole volume ({} for
+    ``organ_sentences``, which joins the organ texts instead). The table is ``reports_table``
+    or the one ``ctglip parse-reports`` recorded in its manifest."""
+    if config.global_text == "organ_sentences":
+        return {}
+    from stages.parse_reports import io as reports_io
+
+    recorded = read_manifest(config.reports_dir, "parse-reports").get("config", {}).get("reports")
+    path = Path(config.reports_table or recorded or "")
+    if not path.is_file():
+        raise SetupError(f"global text {config.global_text!r} needs the raw reports table: {path} (recorded "
+                                f"by parse-reports in {config.reports_dir}) is not a file; pass --reports-table")
+    table = reports_io.read_table(path)
+    columns = reports_io.resolve_columns(table, path)
+    if config.global_text == "impression" and columns.impression is None:
+        raise InputError(f"{path}: no impression column; use --global-text findings_impression")
+    records, _ = reports_io.load_reports(path, columns, table, merge_duplicates=True)
+    texts = {}
+    for record in records:
+        parts = [record.impression] if config.global_text == "impression" else [record.findings, record.impression]
+        text = " ".join(part.strip() for part in parts + [record.text] if part.strip())
+        texts[record.scan_id] = text or " ".join(p.strip() for p in (record.findings, record.text) if p.strip())
+    return texts
+
+
 def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
-              dictionary: dict[str, dict[str, int]], config: CacheConfig, content_hash: str):
+              dictionary: dict[str, dict[str, int]], config: CacheConfig, content_hash: str,
+              report_texts: dict[str, str]):
     """Index rows for every cached sample, the text table and the vocabulary."""
     units = organ_units()
     table = _TextTable()
     reports = {(r.scan_id, r.organ): r for r in organ_texts.itertuples(index=False)}
-    metas = {scan_id: io.read_scan_meta(out_dir, scan_id, content_hash) or [] for scan_id in scan_ids}
+    shards = {scan_id: io.read_scan_json(out_dir, scan_id, content_hash) or {} for scan_id in scan_ids}
+    metas = {scan_id: shard.get("samples", []) for scan_id, shard in shards.items()}
     vocab_organs = sorted({m["organ"] for meta in metas.values() for m in meta} | set(dictionary))
     vocab_organs = [organ for organ in vocab_organs if organ in units]
     organ_index = {organ: i for i, organ in enumerate(vocab_organs)}
@@ -172,9 +202,10 @@ def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
             organ = meta["organ"]
             report = reports.get((scan_id, organ))
             if report is not None:
-                text, abnormal, uncertain = str(report.text), bool(report.abnormal), bool(report.uncertain)
+                abnormal, uncertain = bool(report.abnormal), bool(report.uncertain)
                 phrases = [str(p) for p in report.abnormalities]
-                scan_texts.append(text)
+                scan_texts.append(str(report.text))
+                text = fill_template(config.organ_text_template, units[organ].display_name, text=str(report.text))
             else:
                 text, abnormal, uncertain, phrases = None, False, False, []
             text_id = table.add(text) if text else normal_ids[organ]
@@ -182,20 +213,21 @@ def _assemble(out_dir: Path, scan_ids: list[str], organ_texts: pd.DataFrame,
                          "row": row_number, "text_id": text_id, "abnormal": abnormal, "uncertain": uncertain,
                          "complete": bool(meta["complete"]), "volume_ml": float(meta["volume_ml"]),
                          "bbox_vox": meta["bbox_vox"], "bbox_mm": meta["bbox_mm"], "scale": meta["scale"],
-                         "position": meta["position"],
+                         "position": meta["position"], "density": meta["density"],
                          "abnormalities": phrases,
                          "abnormality_text_ids": [phrase_ids[organ][p] for p in phrases if p in phrase_ids[organ]]})
         if config.include_volume:
-            whole = " ".join(dict.fromkeys(scan_texts)) or "No significant abnormality."
+            whole = report_texts.get(scan_id) or " ".join(dict.fromkeys(scan_texts)) or "No significant abnormality."
             scan_abnormal = any(r["abnormal"] for r in rows if r["scan_id"] == scan_id and r["kind"] == "organ")
             rows.append({"kind": "volume", "scan_id": scan_id, "organ": VOLUME_ORGAN, "organ_index": -1,
                          "row": 0, "text_id": table.add(whole), "abnormal": scan_abnormal, "uncertain": False,
                          "complete": True, "volume_ml": 0.0, "bbox_vox": [], "bbox_mm": [], "scale": 1.0,
-                         "position": [0.0, 0.0, 0.0],
+                         "position": [0.0, 0.0, 0.0], "density": shards[scan_id]["scan_density"],
                          "abnormalities": [], "abnormality_text_ids": []})
     vocab = {"organ_vocab": vocab_organs, "organ_name_text_ids": name_ids, "normal_text_ids": normal_ids,
              "abnormality_dictionary": {o: dict(dictionary.get(o, {})) for o in vocab_organs},
              "abnormality_text_ids": phrase_ids}
     columns = ["kind", "scan_id", "organ", "organ_index", "row", "text_id", "abnormal", "uncertain", "complete",
-               "volume_ml", "bbox_vox", "bbox_mm", "scale", "position", "abnormalities", "abnormality_text_ids"]
+               "volume_ml", "bbox_vox", "bbox_mm", "scale", "position", "density", "abnormalities",
+               "abnormality_text_ids"]
     return pd.DataFrame(rows, columns=columns), table.texts(), vocab

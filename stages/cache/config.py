@@ -11,9 +11,15 @@ from stages.common.hu_check import HU_CHECK_MODES
 from stages.common.text_encoder import DEFAULT_ENCODER_ID, LONG_TEXT_POLICY
 
 DEFAULT_NORMAL_TEMPLATE = "{Organ} shows no significant abnormality."
+# A report sentence about both lungs ("The lungs are clear.") is grounded to each lung; named by
+# its unit, each lung's text differs, so left and right stay apart in the organ-text objective.
+DEFAULT_ORGAN_TEXT_TEMPLATE = "{Organ}: {text}"
 ABNORMALITY_TEMPLATE = "{Organ} with {phrase}."
 IMAGE_DTYPES = ("uint8", "float16")
-CACHE_FORMAT_VERSION = 2  # bump when the shard layout changes, so old caches are refused, not misread
+# The whole-volume text of --mode global: the report's sentences grounded to organs (findings then
+# impression), the raw impression column, or the raw findings + impression columns.
+GLOBAL_TEXTS = ("organ_sentences", "impression", "findings_impression")
+CACHE_FORMAT_VERSION = 3  # bump when the shard layout changes, so old caches are refused, not misread
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,11 @@ class CacheConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     text_encoder: str = DEFAULT_ENCODER_ID
     normal_template: str = DEFAULT_NORMAL_TEMPLATE
+    organ_text_template: str = DEFAULT_ORGAN_TEXT_TEMPLATE
     image_dtype: str = "uint8"
     include_volume: bool = True
+    global_text: str = "organ_sentences"
+    reports_table: Path | None = None  # raw reports for global_text impression/findings_impression
     workers: int = 1
     overwrite: bool = False
     hu_check: str = "error"  # what to do with a CT not in HU: error, warn, off (not part of the content)
@@ -39,6 +48,15 @@ class CacheConfig:
             raise SetupError(f"image dtype must be one of {IMAGE_DTYPES}, got {self.image_dtype!r}")
         if "{Organ}" not in self.normal_template and "{organ}" not in self.normal_template:
             raise SetupError("the normal template must contain {organ} or {Organ}")
+        if "{text}" not in self.organ_text_template:
+            raise SetupError("the organ text template must contain {text} (the organ's report sentences)")
+        try:
+            fill_template(self.organ_text_template, "liver", text="")
+        except (KeyError, IndexError, ValueError) as error:
+            raise SetupError(f"organ text template {self.organ_text_template!r}: only {{organ}}, {{Organ}} and "
+                             f"{{text}} can be filled ({error})") from None
+        if self.global_text not in GLOBAL_TEXTS:
+            raise SetupError(f"global text must be one of {', '.join(GLOBAL_TEXTS)}, got {self.global_text!r}")
         if self.workers < 1:
             raise SetupError(f"workers must be >= 1, got {self.workers}")
         k, n = self.shard
@@ -58,8 +76,10 @@ class CacheConfig:
             "text_encoder": self.text_encoder,
             "long_texts": LONG_TEXT_POLICY,
             "normal_template": self.normal_template,
+            "organ_text_template": self.organ_text_template,
             "image_dtype": self.image_dtype,
             "include_volume": self.include_volume,
+            "global_text": self.global_text,
         }
 
 

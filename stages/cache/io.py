@@ -7,8 +7,9 @@ Layout of a cache folder::
         images.npy            uint8|float16 [n_organs, D, H, W], windowed [0, 1] (uint8: x/255)
         masks.npy             uint8 [n_organs, ceil(D*H*W/8)] (np.packbits of the bool masks)
         volume.npy            uint8|float16 [Dv, Hv, Wv] whole-volume sample (global baseline)
-        samples.json          per-organ metadata (organ, complete, volume_ml, bbox, scale) and the
-                              content hash of the config that made the shard
+        samples.json          per-organ metadata (organ, complete, volume_ml, bbox, scale, position,
+                              density), the whole scan's density histogram and the content hash of
+                              the config that made the shard
     index.parquet             one row per sample (organ crops and whole volumes)
     texts.parquet             text_id, text
     text_embeddings.npy       float32 [n_texts, dim], L2-normalised frozen encoder output
@@ -84,15 +85,15 @@ def retract_tables(cache_dir: Path) -> None:
 
 
 def write_scan_shard(cache_dir: Path, scan_id: str, samples: list[OrganSample],
-                     volume: np.ndarray | None, dtype: str, content_hash: str) -> None:
+                     volume: np.ndarray | None, dtype: str, content_hash: str, scan_density: np.ndarray) -> None:
     """Write one scan's arrays into a temp folder, then move the folder into place."""
     final = shard_dir(cache_dir, scan_id)
     with no_space_is_setup_error(final):
-        _write_shard_folder(final, scan_id, samples, volume, dtype, content_hash)
+        _write_shard_folder(final, scan_id, samples, volume, dtype, content_hash, scan_density)
 
 
 def _write_shard_folder(final: Path, scan_id: str, samples: list[OrganSample],
-                        volume: np.ndarray | None, dtype: str, content_hash: str) -> None:
+                        volume: np.ndarray | None, dtype: str, content_hash: str, scan_density: np.ndarray) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{scan_id}.", dir=final.parent))
     try:
@@ -103,9 +104,11 @@ def _write_shard_folder(final: Path, scan_id: str, samples: list[OrganSample],
             np.save(temp / "volume.npy", to_stored(volume, dtype))
         meta = [{"organ": s.organ, "complete": s.complete, "volume_ml": round(s.volume_ml, 3),
                  "bbox_vox": list(s.bbox_vox), "bbox_mm": [round(v, 2) for v in s.bbox_mm],
-                 "scale": round(s.scale, 4), "position": [round(v, 5) for v in s.position]} for s in samples]
+                 "scale": round(s.scale, 4), "position": [round(v, 5) for v in s.position],
+                 "density": _rounded(s.density)} for s in samples]
         (temp / "samples.json").write_text(json.dumps({"scan_id": scan_id, "content_hash": content_hash,
-                                                       "samples": meta}), encoding="utf-8")
+                                                       "samples": meta, "scan_density": _rounded(scan_density)}),
+                                           encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
         os.replace(temp, final)
@@ -114,14 +117,26 @@ def _write_shard_folder(final: Path, scan_id: str, samples: list[OrganSample],
             shutil.rmtree(temp)
 
 
+def _rounded(fractions: np.ndarray) -> list[float]:
+    """Histogram fractions for JSON: 7 significant digits keep a 1e-6 share of an organ."""
+    return [float(f"{value:.7g}") for value in np.asarray(fractions, dtype=np.float64)]
+
+
 def read_scan_meta(cache_dir: Path, scan_id: str, content_hash: str) -> list[dict[str, Any]] | None:
     """The scan's sample metadata, or None when its shard is not (completely) written or was made
     with another content config."""
+    shard = read_scan_json(cache_dir, scan_id, content_hash)
+    return None if shard is None else shard["samples"]
+
+
+def read_scan_json(cache_dir: Path, scan_id: str, content_hash: str) -> dict[str, Any] | None:
+    """The scan's ``samples.json`` (samples, whole-scan density), or None when not (completely)
+    written or made with another content config."""
     path = shard_dir(cache_dir, scan_id) / "samples.json"
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    return data["samples"] if data.get("content_hash") == content_hash else None
+    return data if data.get("content_hash") == content_hash else None
 
 
 def write_tables(cache_dir: Path, index: pd.DataFrame, texts: list[str], embeddings: np.ndarray,
@@ -211,6 +226,7 @@ class Cache:
             "organ": str(row["organ"]),
             "organ_index": int(row["organ_index"]),
             "position": position,
+            "density": np.asarray(row["density"], dtype=np.float32) if "density" in row.index else None,
             "text": self.texts[int(row["text_id"])],
             "text_id": int(row["text_id"]),
             "abnormal": bool(row["abnormal"]),

@@ -9,6 +9,12 @@ the native grid to a ``crop_size`` grid at ``spacing`` (trilinear for the image,
 for labels). A crop keeps the physical scale (padding with air) unless the organ plus
 margin does not fit, in which case it is scaled down isotropically, so organ size stays
 visible to the model (cardiomegaly, splenomegaly) and aspect ratios are never distorted.
+
+Each sample also carries its organ's HU histogram measured on the native grid over a wide
+range (``density_range``): a crop shrunk to fit a long organ (the aorta is ~40 cm, its crop
+~10 cm) samples the native voxels sparsely, so 2-4 mm calcified plaques or a small nodule
+vanish from it, and the window clips calcium and contrast-filled lumen to the same value.
+The histogram counts every native voxel of the organ with calibrated HU, so neither happens.
 """
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ class PreprocessConfig:
     margin_mm: float = 10.0
     volume_size: tuple[int, int, int] = (96, 96, 96)
     min_organ_voxels: int = 10
+    density_range: tuple[float, float] = (-1100.0, 1500.0)
+    density_bins: int = 32
 
     def __post_init__(self) -> None:
         if len(self.spacing) != 3 or min(self.spacing) <= 0:
@@ -59,13 +67,16 @@ class PreprocessConfig:
             raise SetupError(f"crop size must be three integers >= 8, got {self.crop_size}")
         if self.margin_mm < 0:
             raise SetupError(f"margin must be >= 0 mm, got {self.margin_mm}")
+        if len(self.density_range) != 2 or self.density_range[0] >= self.density_range[1] or self.density_bins < 2:
+            raise SetupError(f"density histogram needs LO < HI and >= 2 bins, got {self.density_range}, "
+                             f"{self.density_bins}")
 
     def to_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PreprocessConfig":
-        tuples = {"spacing", "window", "crop_size", "volume_size"}
+        tuples = {"spacing", "window", "crop_size", "volume_size", "density_range"}
         return cls(**{key: tuple(value) if key in tuples else value for key, value in data.items()})
 
 
@@ -78,6 +89,7 @@ class PreprocessedScan:
     labels: np.ndarray  # int16 TotalSegmentator ids, same grid
     spacing: tuple[float, float, float]  # native voxel size in mm (RAS axes)
     units: list[str]  # organ units present with at least ``min_organ_voxels`` voxels
+    densities: dict[str, np.ndarray]  # unit -> density histogram; "" -> the whole scan's
 
 
 @dataclass
@@ -93,6 +105,7 @@ class OrganSample:
     bbox_mm: tuple[float, float, float]  # extent in mm
     scale: float  # >1 where the crop was shrunk to fit the organ
     position: tuple[float, float, float]  # box centre as a fraction of the scan extent, -0.5..0.5 per RAS axis
+    density: np.ndarray  # float32 [density_bins]: fractions of the organ's native voxels per HU bin
 
 
 def preprocess_scan(ct_path: Path, mask_path: Path, cfg: PreprocessConfig,
@@ -130,7 +143,32 @@ def preprocess_scan(ct_path: Path, mask_path: Path, cfg: PreprocessConfig,
     for label_id, unit in known.items():
         present[unit] = present.get(unit, 0) + int(counts[label_id])
     units = [unit for unit in organ_units() if present.get(unit, 0) >= cfg.min_organ_voxels]
-    return PreprocessedScan(scan_id, image, label_ids, spacing, units)  # type: ignore[arg-type]
+    densities = density_histograms(hu, _unit_index_volume(label_ids, units), units, cfg)
+    return PreprocessedScan(scan_id, image, label_ids, spacing, units, densities)  # type: ignore[arg-type]
+
+
+def density_histograms(hu: np.ndarray, unit_index: np.ndarray, units: list[str],
+                       cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """Per organ unit (1-based ``unit_index``) and for the whole scan (key ""): the fraction of
+    native voxels in each of ``density_bins`` triangular soft bins over ``density_range``.
+
+    Bin centres run from LO to HI; a voxel splits between its two nearest centres, so the
+    fractions sum to one and values beyond the range fall in the end bins. One pass.
+    """
+    lo, hi = cfg.density_range
+    bins = cfg.density_bins
+    position = (np.clip(hu.ravel(), lo, hi) - lo) * ((bins - 1) / (hi - lo))
+    lower = np.minimum(np.floor(position).astype(np.int64), bins - 2)
+    upper_share = position - lower
+    slot = unit_index.ravel().astype(np.int64) * bins + lower
+    size = (len(units) + 1) * bins
+    counts = (np.bincount(slot, weights=1.0 - upper_share, minlength=size)
+              + np.bincount(slot + 1, weights=upper_share, minlength=size)).reshape(len(units) + 1, bins)
+    whole = counts.sum(axis=0)
+    result = {"": (whole / max(whole.sum(), 1.0)).astype(np.float32)}
+    for index, unit in enumerate(units, start=1):
+        result[unit] = (counts[index] / max(counts[index].sum(), 1.0)).astype(np.float32)
+    return result
 
 
 def _unit_index_volume(labels: np.ndarray, units: list[str]) -> np.ndarray:
@@ -216,6 +254,7 @@ def organ_samples(scan: PreprocessedScan, cfg: PreprocessConfig) -> list[OrganSa
             bbox_mm=tuple(float(v) for v in (stop - start) * in_spacing),  # type: ignore[arg-type]
             scale=scale,
             position=tuple(float(v) for v in organ_position(start, stop, scan.image.shape)),  # type: ignore[arg-type]
+            density=scan.densities[unit],
         ))
     return samples
 

@@ -29,7 +29,7 @@ class TrainConfig:
     organ_text_weight: float = 1.0
     abnormality_weight: float = 1.0
     organ_name_weight: float = 0.0
-    include_incomplete: bool = False
+    include_incomplete: bool = True  # organs cut by the scan border are the norm in real CT
     oversample_abnormal: int = 1
     augment: bool = True
     jitter_hu: float = 15.0
@@ -111,10 +111,11 @@ def make_config(cache_dir: Path, out_dir: Path, *, mode: str = "grounded", prese
         raise SetupError(f"{loaded['source']}: describes a {file_encoder!r} model, "
                          f"but encoder {encoder!r} was asked for")
     known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted((set(loaded["train"]) | set(train_overrides)) - known)
+    unknown = sorted((set(loaded["train"]) | set(loaded["train_global"]) | set(train_overrides)) - known)
     if unknown:
         raise SetupError(f"unknown training settings {unknown} (known: {', '.join(sorted(known))})")
-    settings = {**loaded["train"], **{key: value for key, value in train_overrides.items() if value is not None}}
+    preset = {**loaded["train"], **(loaded["train_global"] if mode == "global" else {})}
+    settings = {**preset, **{key: value for key, value in train_overrides.items() if value is not None}}
     return PretrainConfig(cache_dir=cache_dir, out_dir=out_dir, mode=mode, model=loaded["model"],
                           train=TrainConfig(**settings), device=device, threads=threads, resume=resume,
                           stop_after_steps=stop_after_steps)

@@ -202,6 +202,8 @@ class CacheDataset(Dataset):
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
             "text_id": torch.tensor(int(sample["text_id"]), dtype=torch.long),
         }
+        if sample.get("density") is not None:  # caches from before density histograms have none
+            item["density"] = torch.from_numpy(np.asarray(sample["density"], dtype=np.float32))
         if self.candidates is not None:
             item["mask"] = torch.from_numpy(np.ascontiguousarray(mask))[None]
             item["position"] = torch.from_numpy(np.asarray(sample["position"], dtype=np.float32))

@@ -39,8 +39,9 @@ def validate(model: CTGlipModel, dataset: CacheDataset, text_embeddings: torch.T
         image = torch.stack([item["image"] for item in items]).to(device)
         mask = torch.stack([item["mask"] for item in items]).to(device) if grounded else None
         position = torch.stack([item["position"] for item in items]).to(device) if grounded else None
+        density = torch.stack([item["density"] for item in items]).to(device) if "density" in items[0] else None
         with autocast():
-            image_features.append(model.encode_image(image, mask, position).float())
+            image_features.append(model.encode_image(image, mask, position, density).float())
         text_ids.extend(int(item["text_id"]) for item in items)
     unique_ids = sorted(set(text_ids))
     position = {text_id: i for i, text_id in enumerate(unique_ids)}

@@ -19,7 +19,8 @@ PRESET_DIR = Path(__file__).with_name("configs")
 ENCODERS = ("cnn", "vit")
 _COMMON_KEYS = {"encoder", "input_size", "working_size", "embed_dim", "image_hidden", "text_hidden",
                 "init_temperature", "temperature_range"}
-_OPTIONAL_KEYS = {"position_features": False, "pooling": "mean", "density_bins": 0}  # absent in older checkpoints
+_OPTIONAL_KEYS = {"position_features": False, "pooling": "mean", "density_bins": 0,  # absent in older checkpoints
+                  "density_source": "crop"}
 _ENCODER_KEYS = {
     "cnn": {"filters", "strides", "feature_dim"},
     "vit": {"patch_size", "hidden_size", "num_layers", "num_heads"},
@@ -32,7 +33,8 @@ def list_presets() -> list[str]:
 
 
 def load_preset(name_or_path: str | Path, encoder: str = "cnn") -> dict[str, Any]:
-    """``{"model": {...}, "train": {...}}`` from a size name (``tiny``, ``base``) or a JSON file."""
+    """``{"model": {...}, "train": {...}, "train_global": {...}}`` from a size name (``tiny``, ``base``)
+    or a JSON file; ``train_global`` holds the settings where ``--mode global`` has its own best."""
     if encoder not in ENCODERS:
         raise SetupError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
     candidate = PRESET_DIR / f"{encoder}_{name_or_path}.json"
@@ -46,10 +48,11 @@ def load_preset(name_or_path: str | Path, encoder: str = "cnn") -> dict[str, Any
         raise SetupError(f"{path}: unreadable config ({error})") from error
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise SetupError(f"{path}: a config needs a \"model\" object (and optionally \"train\")")
-    train = data.get("train", {})
-    if not isinstance(train, dict):
-        raise SetupError(f"{path}: \"train\" must be an object")
-    return {"model": dict(data["model"]), "train": dict(train), "source": str(path)}
+    train, train_global = data.get("train", {}), data.get("train_global", {})
+    if not isinstance(train, dict) or not isinstance(train_global, dict):
+        raise SetupError(f"{path}: \"train\" and \"train_global\" must be objects")
+    return {"model": dict(data["model"]), "train": dict(train), "train_global": dict(train_global),
+            "source": str(path)}
 
 
 def check_model_config(model_cfg: dict[str, Any]) -> None:
@@ -85,7 +88,8 @@ def build_model(model_cfg: dict[str, Any], text_dim: int) -> CTGlipModel:
                        temperature_range=model_cfg["temperature_range"],
                        position_features=bool(model_cfg.get("position_features", _OPTIONAL_KEYS["position_features"])),
                        pooling=str(model_cfg.get("pooling", _OPTIONAL_KEYS["pooling"])),
-                       density_bins=int(model_cfg.get("density_bins", _OPTIONAL_KEYS["density_bins"])))
+                       density_bins=int(model_cfg.get("density_bins", _OPTIONAL_KEYS["density_bins"])),
+                       density_source=str(model_cfg.get("density_source", _OPTIONAL_KEYS["density_source"])))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[CTGlipModel, Checkpoint]:

@@ -20,7 +20,11 @@ level, yet steatosis and emphysema *are* density changes (the emphysema index is
 fraction of lung below -950 HU). With ``density_bins`` > 0 the organ's own intensity
 histogram inside its mask (soft bins over the window, log fractions) is encoded by a small
 MLP and added to the pooled features, giving back the calibrated HU that normalisation
-took away; a whole volume (global mode) gets the histogram of the whole volume.
+took away; a whole volume (global mode) gets the histogram of the whole volume. With
+``density_source: "scan"`` that histogram is not taken from the crop but measured by the
+cache on the organ's native voxels over a wide HU range (``PreprocessConfig.density_range``):
+a crop shrunk to fit the aorta misses its 2-4 mm calcified plaques, and the window clips
+calcium and contrast-filled lumen to the same value.
 """
 from __future__ import annotations
 
@@ -122,8 +126,16 @@ def masked_histogram(image: torch.Tensor, mask: torch.Tensor | None, bins: int) 
     lower = lower.long()
     counts = torch.zeros(position.shape[0], bins, device=position.device, dtype=position.dtype)
     counts.scatter_add_(1, lower, (1.0 - upper_share) * weights).scatter_add_(1, lower + 1, upper_share * weights)
-    fractions = counts / weights.sum(dim=1, keepdim=True).clamp(min=1.0)
-    return torch.log10(fractions + 1e-4) / 4.0 + 1.0
+    return log_fractions(counts / weights.sum(dim=1, keepdim=True).clamp(min=1.0))
+
+
+def log_fractions(fractions: torch.Tensor) -> torch.Tensor:
+    """Histogram fractions -> log10 scale mapped to [0, 1] (1e-4 of the organ or less reads 0),
+    so a few calcified voxels in thousands count as much as a shifted bulk."""
+    return torch.log10(fractions.float().clamp(min=0.0) + 1e-4) / 4.0 + 1.0
+
+
+DENSITY_SOURCES = ("crop", "scan")
 
 
 class CTGlipModel(nn.Module):
@@ -137,7 +149,7 @@ class CTGlipModel(nn.Module):
     def __init__(self, encoder: nn.Module, text_dim: int, embed_dim: int, working_size: int | None = None,
                  image_hidden: int = 0, text_hidden: int = 0, init_temperature: float = 0.07,
                  temperature_range: Sequence[float] = (0.01, 0.5), position_features: bool = False,
-                 pooling: str = "mean", density_bins: int = 0):
+                 pooling: str = "mean", density_bins: int = 0, density_source: str = "crop"):
         super().__init__()
         low, high = temperature_range
         if not 0 < low <= init_temperature <= high:
@@ -146,6 +158,8 @@ class CTGlipModel(nn.Module):
             raise SetupError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if density_bins == 1 or density_bins < 0:
             raise SetupError(f"density_bins must be 0 (off) or at least 2, got {density_bins}")
+        if density_source not in DENSITY_SOURCES:
+            raise SetupError(f"density_source must be one of {', '.join(DENSITY_SOURCES)}, got {density_source!r}")
         self.encoder = encoder
         self.pooling = pooling
         pooled_dim = encoder.out_channels * (2 if pooling == "mean_max" else 1)
@@ -153,7 +167,7 @@ class CTGlipModel(nn.Module):
         self.image_projection = projection(pooled_dim, embed_dim, image_hidden)
         self.text_projection = projection(text_dim, embed_dim, text_hidden)
         self.position_encoder = projection(3, pooled_dim, pooled_dim) if position_features else None
-        self.density_bins = density_bins
+        self.density_bins, self.density_source = density_bins, density_source
         self.density_encoder = projection(density_bins, pooled_dim, pooled_dim) if density_bins else None
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
         self.logit_scale_range = (1.0 / high, 1.0 / low)
@@ -168,11 +182,22 @@ class CTGlipModel(nn.Module):
     def uses_position(self) -> bool:
         return self.position_encoder is not None
 
+    @property
+    def uses_scan_density(self) -> bool:
+        return self.density_encoder is not None and self.density_source == "scan"
+
     def encode_image(self, image: torch.Tensor, mask: torch.Tensor | None = None,
-                     position: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, 1, D, H, W] image (and organ mask; None = whole volume; and [B, 3] crop
-        position, required when the model uses positions) -> [B, P], L2-normalised."""
-        density = masked_histogram(image, mask, self.density_bins) if self.density_encoder is not None else None
+                     position: torch.Tensor | None = None, density: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, 1, D, H, W] image (and organ mask; None = whole volume; [B, 3] crop position,
+        required when the model uses positions; [B, bins] native density histogram, required
+        when ``density_source`` is "scan") -> [B, P], L2-normalised."""
+        if self.uses_scan_density:
+            if density is None or density.shape[-1] != self.density_bins:
+                raise ValueError(f"this model reads the cache's {self.density_bins}-bin organ density histograms; "
+                                 "pass each sample's 'density' (rebuild a cache made before they existed)")
+            density = log_fractions(density)
+        elif self.density_encoder is not None:
+            density = masked_histogram(image, mask, self.density_bins)
         if self.working_size is not None and tuple(image.shape[2:]) != self.working_size:
             image = F.adaptive_avg_pool3d(image, self.working_size)
         features = self.encoder(image)
@@ -193,6 +218,8 @@ class CTGlipModel(nn.Module):
         return F.normalize(self.text_projection(text_embeddings), dim=-1)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None, text_embeddings: torch.Tensor,
-                position: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                position: torch.Tensor | None = None,
+                density: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Everything one training step needs, in one call so DDP sees every parameter used."""
-        return self.encode_image(image, mask, position), self.encode_text(text_embeddings), self.logit_scale
+        return (self.encode_image(image, mask, position, density), self.encode_text(text_embeddings),
+                self.logit_scale)

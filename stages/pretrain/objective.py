@@ -48,10 +48,11 @@ class Objective:
             image = image.contiguous(memory_format=torch.channels_last_3d)
         mask = batch["mask"].to(device, non_blocking=True) if self.grounded else None
         position = batch["position"].to(device) if self.grounded else None
+        density = batch["density"].to(device) if "density" in batch else None
         text_ids = batch["text_id"].to(device)
         text_input = self.text_embeddings[torch.cat([text_ids, self.extra_text_ids])]
         with autocast():
-            image_features, text_features, logit_scale = model(image, mask, text_input, position)
+            image_features, text_features, logit_scale = model(image, mask, text_input, position, density)
         image_features, text_features, logit_scale = image_features.float(), text_features.float(), logit_scale.float()
         size = text_ids.shape[0]
         batch_texts, candidate_texts = text_features[:size], text_features[size:]

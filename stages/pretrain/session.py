@@ -131,11 +131,17 @@ def describe_run(config: PretrainConfig, cache: Any, text_dim: int) -> RunConfig
     """The checkpoint's ``config``: everything needed to rebuild the model and its inputs."""
     preprocess = cache.preprocess
     input_size = preprocess.crop_size if config.mode == "grounded" else preprocess.volume_size
+    model = {**config.model, "input_size": [int(size) for size in input_size],
+             # a whole volume knows where its organs are; positions only describe organ crops
+             "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"}
+    if model.get("density_source") == "scan" and model.get("density_bins"):
+        if "density" not in cache.index.columns:
+            raise SetupError(f"{config.cache_dir}: this cache has no organ density histograms (built by an older "
+                             "ctglip); rebuild it with `ctglip cache` into a new folder")
+        model["density_bins"] = int(preprocess.density_bins)  # the histograms the cache measured
     return RunConfig(
         mode=config.mode,
-        # a whole volume knows where its organs are; positions only describe organ crops
-        model={**config.model, "input_size": [int(size) for size in input_size],
-               "position_features": bool(config.model.get("position_features")) and config.mode == "grounded"},
+        model=model,
         train=config.train.to_dict(),
         cache=CacheSource(path=str(config.cache_dir.resolve()), config_hash=cache.manifest.get("config_hash", ""),
                           content_hash=cache.manifest.get("content_hash", ""), preprocess=preprocess),

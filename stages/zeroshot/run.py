@@ -75,7 +75,8 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         started = time.perf_counter()
         try:
             samples = load()
-            embeddings = embed_images(model, samples.images, samples.masks, samples.positions, config.batch_size, device)
+            embeddings = embed_images(model, samples.images, samples.masks, samples.positions, config.batch_size, device,
+                                      samples.densities)
             rows.extend(score_scan(samples, embeddings, bank, scale))
         except PER_SCAN_ERRORS as error:
             items.append(ItemStatus(scan_id, "failed", f"{type(error).__name__}: {error}",

@@ -70,19 +70,23 @@ def build_prompt_bank(model: torch.nn.Module, encoder: TextEncoder, templates: P
 
 @torch.no_grad()
 def embed_images(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray | None,
-                 positions: np.ndarray | None, batch_size: int, device: torch.device) -> torch.Tensor:
+                 positions: np.ndarray | None, batch_size: int, device: torch.device,
+                 densities: np.ndarray | None = None) -> torch.Tensor:
     """Image embeddings [N, P] of ``images`` [N, D, H, W] pooled inside ``masks`` (None: whole
-    volume); ``positions`` [N, 3] are the crops' centres (used by position-aware models)."""
+    volume); ``positions`` [N, 3] are the crops' centres (used by position-aware models),
+    ``densities`` [N, bins] their native HU histograms (models with ``density_source`` scan)."""
     chunks = []
     for start in range(0, len(images), batch_size):
         image = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], dtype=np.float32))
-        mask = position = None
+        mask = position = density = None
         if masks is not None:
             mask = torch.from_numpy(np.ascontiguousarray(masks[start:start + batch_size], dtype=bool))
             mask = mask.unsqueeze(1).to(device)
         if positions is not None:
             position = torch.from_numpy(np.asarray(positions[start:start + batch_size], dtype=np.float32)).to(device)
-        chunks.append(model.encode_image(image.unsqueeze(1).to(device), mask, position))
+        if densities is not None:
+            density = torch.from_numpy(np.asarray(densities[start:start + batch_size], dtype=np.float32)).to(device)
+        chunks.append(model.encode_image(image.unsqueeze(1).to(device), mask, position, density))
     return torch.cat(chunks)
 
 

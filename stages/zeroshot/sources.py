@@ -24,9 +24,10 @@ from stages.segment.io import read_masks_dir
 class ScanSamples:
     """Everything scored for one scan.
 
-    ``images``/``masks``/``positions`` hold one organ crop (and its centre in the scan) per
-    entry of ``organs`` (grounded mode), or a single whole-volume image with ``masks`` None
-    (global mode, shared by every organ).
+    ``images``/``masks``/``positions``/``densities`` hold one organ crop (its centre in the
+    scan, its native HU histogram) per entry of ``organs`` (grounded mode), or a single
+    whole-volume image (and the scan's histogram) with ``masks`` None (global mode, shared by
+    every organ).
     """
 
     scan_id: str
@@ -36,6 +37,7 @@ class ScanSamples:
     images: np.ndarray
     masks: np.ndarray | None
     positions: np.ndarray | None = None
+    densities: np.ndarray | None = None
 
     @property
     def global_image(self) -> bool:
@@ -59,12 +61,14 @@ def _from_nifti(ct_path: Path, mask_path: Path, preprocess: PreprocessConfig, or
         raise _no_organ_error(scan.scan_id, str(mask_path))
     if global_mode:
         images, masks, positions = volume_sample(scan, preprocess)[None], None, None
+        densities = scan.densities[""][None]
     else:
         images = np.stack([s.image for s in samples])
         masks = np.stack([s.mask for s in samples])
         positions = np.array([s.position for s in samples], dtype=np.float32)
+        densities = np.stack([s.density for s in samples])
     return ScanSamples(scan.scan_id, [s.organ for s in samples], [bool(s.complete) for s in samples],
-                       [float(s.volume_ml) for s in samples], images, masks, positions)
+                       [float(s.volume_ml) for s in samples], images, masks, positions, densities)
 
 
 def _missing_mask(scan_id: str, masks_dir: Path, reason: str) -> ScanLoader:
@@ -127,14 +131,17 @@ def cache_sources(cache_dir: Path, preprocess: PreprocessConfig, organs: set[str
         if global_mode:
             if scan_id not in volume_rows:
                 raise InputError(f"{cache_dir}: no volume sample for scan {scan_id}")
-            images, masks, positions = volume_cache[volume_rows[scan_id]]["image"][None], None, None
+            volume = volume_cache[volume_rows[scan_id]]
+            images, masks, positions = volume["image"][None], None, None
+            densities = None if volume["density"] is None else volume["density"][None]
         else:
             images = np.stack([s["image"] for s in samples])
             masks = np.stack([s["mask"] for s in samples])
             positions = np.stack([np.asarray(s["position"], dtype=np.float32) for s in samples])
+            densities = None if samples[0]["density"] is None else np.stack([s["density"] for s in samples])
         volumes = [float(organ_cache.index.at[row, "volume_ml"]) if "volume_ml" in organ_cache.index else float("nan")
                    for row in rows.values()]
         return ScanSamples(scan_id, [s["organ"] for s in samples], [bool(s["complete"]) for s in samples],
-                           volumes, images, masks, positions)
+                           volumes, images, masks, positions, densities)
 
     return [(scan_id, lambda s=scan_id: load(s)) for scan_id in sorted(rows_by_scan)]
