@@ -165,7 +165,7 @@ def _report_texts(config: CacheConfig) -> dict[str, str]:
     path = Path(config.reports_table or recorded or "")
     if not path.is_file():
         raise SetupError(f"global text {config.global_text!r} needs the raw reports table: {path} (recorded "
-                                f"by parse-reports in {config.reports_dir}) is not a file; pass --reports-table")
+                         f"by parse-reports in {config.reports_dir}) is not a file; pass --reports-table")
     table = reports_io.read_table(path)
     columns = reports_io.resolve_columns(table, path)
     if config.global_text == "impression" and columns.impression is None:
