@@ -153,6 +153,7 @@ def test_config_without_position_key_builds_a_position_free_model():
     assert not model.uses_position and model.pooling == "mean" and model.density_encoder is None
     with torch.no_grad():
         assert model.encode_image(torch.rand(1, 1, 32, 32, 32), None).shape[0] == 1
+        assert model.encode_image(torch.rand(1, 1, 32, 32, 32), None, None, torch.ones(1, 32)).shape[0] == 1
 
 
 def test_temperature_starts_at_0_07_and_is_clamped():

@@ -198,6 +198,8 @@ class CTGlipModel(nn.Module):
             density = log_fractions(density)
         elif self.density_encoder is not None:
             density = masked_histogram(image, mask, self.density_bins)
+        else:
+            density = None  # a model without density features ignores the cache's histograms
         if self.working_size is not None and tuple(image.shape[2:]) != self.working_size:
             image = F.adaptive_avg_pool3d(image, self.working_size)
         features = self.encoder(image)
