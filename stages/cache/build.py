@@ -7,7 +7,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from stages.cache import io
@@ -91,12 +90,13 @@ def run(config: CacheConfig, progress: ProgressReporter | None = None) -> StageR
     with claim_output(out_dir, "cache", overwrite=config.overwrite, lock_name="" if n == 1 else f"shard-{k}of{n}"):
         content_hash = io.claim_content_config(out_dir, config.content_config())
         io.retract_tables(out_dir)
-        return _build(config, out_dir, todo, items, organ_texts, dictionary, encoder, content_hash, progress)
+        return _build(config, out_dir, todo, items, organ_texts, dictionary, report_texts, encoder, content_hash,
+                      progress)
 
 
 def _build(config: CacheConfig, out_dir: Path, todo: list[tuple[str, Path, Path]], items: list[ItemStatus],
-           organ_texts: pd.DataFrame, dictionary: dict[str, dict[str, int]], encoder: TextEncoder | None,
-           content_hash: str, progress: ProgressReporter) -> StageResult:
+           organ_texts: pd.DataFrame, dictionary: dict[str, dict[str, int]], report_texts: dict[str, str],
+           encoder: TextEncoder | None, content_hash: str, progress: ProgressReporter) -> StageResult:
     """Preprocess the pending scans; without a shard, also write the index, texts, embeddings, manifest."""
     pending = []
     for scan_id, ct_path, mask_path in todo:
