@@ -21,6 +21,7 @@ from typing import Any
 from stages.common.anatomy import organ_units
 from stages.common.errors import SetupError
 from stages.common.manifest import EMPTY, MANIFEST_NAME, ItemStatus, StageResult, jsonable, package_versions, write_manifest
+from stages.common.outputs import check_output_folder, claim_output
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.parse_reports import io
 from stages.parse_reports.config import ParseReportsConfig
@@ -111,23 +112,19 @@ def build_dictionary(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def _check_output(config: ParseReportsConfig) -> None:
-    """Refuse another step's folder, and earlier parse-reports output of other inputs unless ``overwrite``.
+    """Refuse a foreign or other stage's folder before parsing, and earlier output of other inputs unless ``overwrite``.
 
     A rerun with the same reports file, lexicon and options writes the same output, so it is allowed.
     """
+    check_output_folder(config.out_dir, io.STAGE)
     manifest = config.out_dir / MANIFEST_NAME
-    if not manifest.is_file():
+    if config.overwrite or not manifest.is_file():
         return
     try:
         earlier = json.loads(manifest.read_text(encoding="utf-8"))
-        stage = earlier.get("stage")
-    except (OSError, json.JSONDecodeError, AttributeError):
-        earlier, stage = {}, None
-    if stage != io.STAGE:
-        raise SetupError(f"{config.out_dir} already holds the output of another step (stage {stage!r}); "
-                              "choose an empty folder")
-    if config.overwrite:
-        return
+    except (OSError, json.JSONDecodeError):
+        earlier = {}
+    earlier = earlier if isinstance(earlier, dict) else {}
     settings = {key: value for key, value in jsonable(config).items() if key not in RERUN_FREE}
     before = {key: value for key, value in earlier.get("config", {}).items() if key not in RERUN_FREE}
     changed = [key for key in sorted(set(settings) | set(before)) if settings.get(key) != before.get(key)]
@@ -177,20 +174,20 @@ def run(config: ParseReportsConfig, progress: ProgressReporter | None = None) ->
         unassigned += outcome.unassigned
         items.append(ItemStatus(record.scan_id, outcome.status, outcome.error, outcome.seconds,
                                 {"organs": len(outcome.rows), "abnormal": sum(r["abnormal"] for r in outcome.rows)}))
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    dictionary = build_dictionary(rows)
-    outputs = [io.write_organ_texts(config.out_dir, rows), io.write_dictionary(config.out_dir, dictionary),
-               io.write_unassigned(config.out_dir, unassigned)]
-    plot = config.out_dir / io.PLOT
-    plot_summary(plot, dictionary, rows)
-    counts = {"reports": len(records), "parsed": len(outcomes), "empty": len(empty),
-              "failed": sum(1 for item in items if item.status == "failed"), "organ_rows": len(rows),
-              "abnormal_rows": sum(row["abnormal"] for row in rows), "unassigned_sentences": len(unassigned)}
-    write_manifest(config.out_dir, io.STAGE, config, items,
-                   package_versions("spacy", "negspacy", "pandas", "pyarrow"),
-                   extra={"inputs": {"reports": str(config.reports.resolve()), "sha256": _sha256(config.reports),
-                                     "rows": len(table), "columns": asdict(columns)},
-                          "pipeline": {"components": list(COMPONENTS),
-                                       "lexicon_digest": load_lexicon(config.lexicon_dir).digest},
-                          "counts": counts, "outputs": [path.name for path in outputs] + [plot.name]})
+    with claim_output(config.out_dir, io.STAGE, overwrite=config.overwrite):
+        dictionary = build_dictionary(rows)
+        outputs = [io.write_organ_texts(config.out_dir, rows), io.write_dictionary(config.out_dir, dictionary),
+                   io.write_unassigned(config.out_dir, unassigned)]
+        plot = config.out_dir / io.PLOT
+        plot_summary(plot, dictionary, rows)
+        counts = {"reports": len(records), "parsed": len(outcomes), "empty": len(empty),
+                  "failed": sum(1 for item in items if item.status == "failed"), "organ_rows": len(rows),
+                  "abnormal_rows": sum(row["abnormal"] for row in rows), "unassigned_sentences": len(unassigned)}
+        write_manifest(config.out_dir, io.STAGE, config, items,
+                       package_versions("spacy", "negspacy", "pandas", "pyarrow"),
+                       extra={"inputs": {"reports": str(config.reports.resolve()), "sha256": _sha256(config.reports),
+                                         "rows": len(table), "columns": asdict(columns)},
+                              "pipeline": {"components": list(COMPONENTS),
+                                           "lexicon_digest": load_lexicon(config.lexicon_dir).digest},
+                              "counts": counts, "outputs": [path.name for path in outputs] + [plot.name]})
     return StageResult(stage=io.STAGE, output_dir=config.out_dir, items=items)

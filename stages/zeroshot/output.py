@@ -1,24 +1,19 @@
-"""The output folder's rules: one run per folder, replaced only when asked."""
+"""Zero-shot's output rule on top of :func:`stages.common.outputs.claim_output`.
+
+A zero-shot run is not resumable (its metrics need every scan), so a folder that already
+holds a finished run is refused unless ``--overwrite`` asks to replace it; claiming the
+folder (foreign files, lock, atomic replacement) is the shared helper's job.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from stages.common.errors import SetupError
 from stages.common.manifest import MANIFEST_NAME
-from stages.zeroshot import io
-from stages.zeroshot.plots import CONFUSION_PLOT, FOREST_PLOT, FOREST_SCAN_PLOT, ROC_PLOT, ROC_SCAN_PLOT
-
-OUTPUT_FILES = (io.PREDICTIONS_FILE, io.METRICS_FILE, io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE,
-                CONFUSION_PLOT, ROC_PLOT, FOREST_PLOT, ROC_SCAN_PLOT, FOREST_SCAN_PLOT, MANIFEST_NAME)
 
 
-def prepare_output(output_dir: Path, overwrite: bool) -> None:
-    """Refuse to mix two runs' files; with ``overwrite``, drop the old run's listed outputs."""
-    manifest = output_dir / MANIFEST_NAME
-    if manifest.is_file():
-        if not overwrite:
-            raise SetupError(f"{output_dir} already holds a ctglip zeroshot run; pass --overwrite "
-                                  "or choose another output folder")
-        for name in OUTPUT_FILES:
-            (output_dir / name).unlink(missing_ok=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
+def refuse_finished_run(output_dir: Path, overwrite: bool) -> None:
+    """Refuse to replace a finished run's results unless asked to."""
+    if (output_dir / MANIFEST_NAME).is_file() and not overwrite:
+        raise SetupError(f"{output_dir} already holds a ctglip zeroshot run; pass --overwrite "
+                         "or choose another output folder")

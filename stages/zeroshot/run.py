@@ -15,6 +15,7 @@ import pandas as pd
 from stages.common.ids import InvalidScanId
 from stages.common.manifest import ItemStatus, StageResult, package_versions, write_manifest
 from stages.common.nifti import InputError
+from stages.common.outputs import claim_output
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.common.device import resolve_device
 from stages.pretrain.factory import load_checkpoint
@@ -22,7 +23,7 @@ from stages.zeroshot import io
 from stages.zeroshot.config import ZeroshotConfig
 from stages.zeroshot.training import training_state
 from stages.zeroshot.encoder import load_text_encoder
-from stages.zeroshot.output import prepare_output
+from stages.zeroshot.output import refuse_finished_run
 from stages.zeroshot.predictions import embedding_rows, score_scan
 from stages.zeroshot.prompts import load_templates
 from stages.zeroshot.protocols import get_protocol
@@ -64,55 +65,56 @@ def run(config: ZeroshotConfig, progress: ProgressReporter | None = None) -> Sta
         raise InputError(f"{config.cache_dir or config.ct_dir}: no scans to score (no *.nii.gz / *.nii files, "
                          "or an empty cache)")
     labels = labels.attached([scan_id for scan_id, _ in sources], str(config.cache_dir or config.ct_dir))
-    prepare_output(output_dir, config.overwrite)
-    encoder = load_text_encoder(checkpoint.config.text_encoder, config.text_encoder, device)
-    bank = build_prompt_bank(model, encoder, templates, vocabulary, label_space, device)
-    scale = logit_scale_of(model)
+    refuse_finished_run(output_dir, config.overwrite)
+    with claim_output(output_dir, "zeroshot", overwrite=config.overwrite):
+        encoder = load_text_encoder(checkpoint.config.text_encoder, config.text_encoder, device)
+        bank = build_prompt_bank(model, encoder, templates, vocabulary, label_space, device)
+        scale = logit_scale_of(model)
 
-    items, rows, embedding_chunks, embedding_index = [], [], [], []
-    progress.start(len(sources), "zeroshot")
-    for scan_id, load in sources:
-        started = time.perf_counter()
-        try:
-            samples = load()
-            embeddings = embed_images(model, samples.images, samples.masks, samples.positions, config.batch_size, device,
-                                      samples.densities)
-            rows.extend(score_scan(samples, embeddings, bank, scale))
-        except PER_SCAN_ERRORS as error:
-            items.append(ItemStatus(scan_id, "failed", f"{type(error).__name__}: {error}",
-                                    time.perf_counter() - started))
-            progress.advance(failed=sum(i.status == "failed" for i in items))
-            continue
+        items, rows, embedding_chunks, embedding_index = [], [], [], []
+        progress.start(len(sources), "zeroshot")
+        for scan_id, load in sources:
+            started = time.perf_counter()
+            try:
+                samples = load()
+                embeddings = embed_images(model, samples.images, samples.masks, samples.positions, config.batch_size, device,
+                                          samples.densities)
+                rows.extend(score_scan(samples, embeddings, bank, scale))
+            except PER_SCAN_ERRORS as error:
+                items.append(ItemStatus(scan_id, "failed", f"{type(error).__name__}: {error}",
+                                        time.perf_counter() - started))
+                progress.advance(failed=sum(i.status == "failed" for i in items))
+                continue
+            if config.save_embeddings:
+                embedding_chunks.append(embeddings.cpu().numpy())
+                embedding_index.extend(embedding_rows(samples))
+            items.append(ItemStatus(scan_id, "ok", seconds=time.perf_counter() - started,
+                                    extra={"organs": len(samples.organs),
+                                           "incomplete_organs": int(sum(not c for c in samples.complete))}))
+            progress.advance(organs=len(samples.organs))
+
+        predictions = pd.DataFrame(rows, columns=io.PREDICTION_COLUMNS)
+        if labels.scan_level is not None:
+            predictions = pd.concat([predictions, labels.scan_label_predictions(predictions, protocol)],
+                                    ignore_index=True)
+        predictions["rank"] = predictions["rank"].astype("Int64")
+        io.write_predictions(output_dir / io.PREDICTIONS_FILE, predictions)
+        outputs = [io.PREDICTIONS_FILE]
         if config.save_embeddings:
-            embedding_chunks.append(embeddings.cpu().numpy())
-            embedding_index.extend(embedding_rows(samples))
-        items.append(ItemStatus(scan_id, "ok", seconds=time.perf_counter() - started,
-                                extra={"organs": len(samples.organs),
-                                       "incomplete_organs": int(sum(not c for c in samples.complete))}))
-        progress.advance(organs=len(samples.organs))
-
-    predictions = pd.DataFrame(rows, columns=io.PREDICTION_COLUMNS)
-    if labels.scan_level is not None:
-        predictions = pd.concat([predictions, labels.scan_label_predictions(predictions, protocol)],
-                                ignore_index=True)
-    predictions["rank"] = predictions["rank"].astype("Int64")
-    io.write_predictions(output_dir / io.PREDICTIONS_FILE, predictions)
-    outputs = [io.PREDICTIONS_FILE]
-    if config.save_embeddings:
-        dim = int(bank.organ_matrix.shape[1])
-        matrix = np.concatenate(embedding_chunks) if embedding_chunks else np.zeros((0, dim), np.float32)
-        io.write_embeddings(output_dir, matrix, pd.DataFrame(embedding_index, columns=io.EMBEDDING_INDEX_COLUMNS[1:]))
-        outputs += [io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE]
-    failed = sum(item.status == "failed" for item in items)
-    header = {"mode": mode, "checkpoint": str(config.checkpoint), "training": training,
-              "protocol": protocol.describe(),
-              "prompts_version": templates.version, "n_scans": len(items) - failed, "n_scans_failed": failed}
-    metrics, metric_files = write_metrics(output_dir, config.evaluation(), predictions, labels, vocabulary, header)
-    outputs += metric_files
-    write_manifest(output_dir, "zeroshot", config, items,
-                   package_versions("torch", "monai", "nibabel", "sentence-transformers"),
-                   extra={"mode": mode, "preprocess": preprocess.to_dict(), "text_encoder": encoder.describe(),
-                          "logit_scale": scale, "prompts": templates.describe(), "label_space": label_space,
-                          "organ_vocab": vocabulary, "outputs": outputs, "training": training,
-                          "headline": headline(metrics)})
+            dim = int(bank.organ_matrix.shape[1])
+            matrix = np.concatenate(embedding_chunks) if embedding_chunks else np.zeros((0, dim), np.float32)
+            io.write_embeddings(output_dir, matrix, pd.DataFrame(embedding_index, columns=io.EMBEDDING_INDEX_COLUMNS[1:]))
+            outputs += [io.EMBEDDINGS_FILE, io.EMBEDDINGS_INDEX_FILE]
+        failed = sum(item.status == "failed" for item in items)
+        header = {"mode": mode, "checkpoint": str(config.checkpoint), "training": training,
+                  "protocol": protocol.describe(),
+                  "prompts_version": templates.version, "n_scans": len(items) - failed, "n_scans_failed": failed}
+        metrics, metric_files = write_metrics(output_dir, config.evaluation(), predictions, labels, vocabulary, header)
+        outputs += metric_files
+        write_manifest(output_dir, "zeroshot", config, items,
+                       package_versions("torch", "monai", "nibabel", "sentence-transformers"),
+                       extra={"mode": mode, "preprocess": preprocess.to_dict(), "text_encoder": encoder.describe(),
+                              "logit_scale": scale, "prompts": templates.describe(), "label_space": label_space,
+                              "organ_vocab": vocabulary, "outputs": outputs, "training": training,
+                              "headline": headline(metrics)})
     return StageResult("zeroshot", output_dir, items)
