@@ -48,7 +48,7 @@ def command(
     """Turn scans, masks and parsed reports into organ crop / text samples for pretraining."""
     calm_openmp()
     from stages.cache import CacheConfig, PreprocessConfig, parse_window, run
-    from stages.segment.config import parse_shard
+    from stages.common.shards import parse_shard
 
     def build() -> CacheConfig:
         preprocess = PreprocessConfig(spacing=tuple(spacing), window=parse_window(window, window_preset),

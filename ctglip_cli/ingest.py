@@ -24,7 +24,7 @@ def command(
 ) -> None:
     """Turn NIfTI files and DICOM series (nested folders, CT-RATE) into one folder of HU NIfTI files."""
     from stages.ingest import IngestConfig, run
-    from stages.segment.config import parse_shard
+    from stages.common.shards import parse_shard
 
     config = fail_fast(lambda: IngestConfig(src=src, out_dir=output, metadata=metadata, shard=parse_shard(shard),
                                             workers=workers, overwrite=overwrite, hu_check=hu_check))

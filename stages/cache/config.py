@@ -8,6 +8,7 @@ from typing import Any
 from stages.cache.preprocess import WINDOW_PRESETS, PreprocessConfig
 from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
+from stages.common.shards import check_shard
 from stages.common.text_encoder import DEFAULT_ENCODER_ID, LONG_TEXT_POLICY
 
 DEFAULT_NORMAL_TEMPLATE = "{Organ} shows no significant abnormality."
@@ -59,12 +60,7 @@ class CacheConfig:
             raise SetupError(f"global text must be one of {', '.join(GLOBAL_TEXTS)}, got {self.global_text!r}")
         if self.workers < 1:
             raise SetupError(f"workers must be >= 1, got {self.workers}")
-        k, n = self.shard
-        if not (1 <= k <= n):
-            raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
-        if n > 1 and self.overwrite:
-            raise SetupError("--overwrite cannot be combined with --shard (shards would delete each other's "
-                             "work): rebuild with one process, or delete the folder first")
+        check_shard(self.shard, self.overwrite)
         if self.hu_check not in HU_CHECK_MODES:
             raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
 

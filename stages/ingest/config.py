@@ -6,6 +6,7 @@ from pathlib import Path
 
 from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
+from stages.common.shards import check_shard
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,7 @@ class IngestConfig:
             raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
         if self.workers < 1:
             raise SetupError(f"--workers must be at least 1, got {self.workers}")
-        k, n = self.shard
-        if not (1 <= k <= n):
-            raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
-        if n > 1 and self.overwrite:
-            raise SetupError("--overwrite cannot be combined with --shard (shards would replace each other's "
-                             "work): redo the folder with one process, or delete it first")
+        check_shard(self.shard, self.overwrite)
         if not Path(self.src).exists():
             raise SetupError(f"{self.src}: source folder or list file does not exist")
         if self.metadata is not None and not Path(self.metadata).is_file():

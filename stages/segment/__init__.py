@@ -21,7 +21,8 @@ from stages.common.nifti import InputError, check_voxel_data, load_volume, read_
 from stages.common.outputs import claim_output
 from stages.common.progress import ProgressReporter, SilentProgress
 from stages.segment import io
-from stages.segment.config import SegmentConfig, parse_shard
+from stages.common.shards import parse_shard
+from stages.segment.config import SegmentConfig
 from stages.segment.engines import (WeightsMissing, check_totalseg_weights, load_imported_mask,
                                     run_totalsegmentator, validated_mask)
 

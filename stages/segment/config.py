@@ -7,6 +7,7 @@ from pathlib import Path
 from stages.common.device import check_device_name
 from stages.common.errors import SetupError
 from stages.common.hu_check import HU_CHECK_MODES
+from stages.common.shards import check_shard
 
 ENGINES = ("totalsegmentator", "import")
 
@@ -38,15 +39,5 @@ class SegmentConfig:
         check_device_name(self.device)
         if self.hu_check not in HU_CHECK_MODES:
             raise SetupError(f"--hu-check must be one of {', '.join(HU_CHECK_MODES)}, got {self.hu_check!r}")
-        k, n = self.shard
-        if not (1 <= k <= n):
-            raise SetupError(f"shard {k}/{n} is invalid: use K/N with 1 <= K <= N")
+        check_shard(self.shard)
 
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)`` with a clear error for anything else."""
-    try:
-        k, n = (int(part) for part in text.split("/"))
-    except ValueError as error:
-        raise SetupError(f"shard {text!r} is invalid: use K/N, e.g. 1/2") from error
-    return k, n
