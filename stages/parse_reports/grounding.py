@@ -24,11 +24,11 @@ from functools import lru_cache
 
 from typing import NamedTuple
 
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from stages.common.anatomy import organ_units
 from stages.parse_reports.lexicon import FindingEntry, Lexicon, OrganTerm
-from stages.parse_reports.tokens import plain_spans, token_view
+from stages.parse_reports.tokens import flagged_spans, plain_spans, token_view
 
 BACKWARD_SIDE_WINDOW = 4
 FORWARD_SIDE_WINDOW = 8
@@ -127,8 +127,9 @@ class _ClauseGrounder:
     def __init__(self, doc: Doc, lexicon: Lexicon):
         self.doc, self.lexicon = doc, lexicon
         self.tokens = token_view(doc)
-        self.findings = sorted((_Finding(span.start, span.end, lexicon.findings[span.kb_id_],
-                                         self._negated(span), bool(span._.hedged)) for span in doc.spans["findings"]),
+        negated, hedged = flagged_spans(doc, "negex", "findings"), flagged_spans(doc, "hedged", "findings")
+        self.findings = sorted((_Finding(start, end, lexicon.findings[key], self._negated(start, end, negated),
+                                         (start, end) in hedged) for start, end, key in plain_spans(doc, "findings")),
                                key=lambda finding: finding.start)
         self.units = organ_units()
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
@@ -311,10 +312,10 @@ class _ClauseGrounder:
             finding.sides = sides  # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
         return finding.sides
 
-    def _negated(self, finding: Span) -> bool:
-        if finding._.negex:
+    def _negated(self, start: int, end: int, negex: set[tuple[int, int]]) -> bool:
+        if (start, end) in negex:
             return True
-        previous = self.tokens.lower[max(0, finding.start - 2):finding.start]
+        previous = self.tokens.lower[max(0, start - 2):start]
         return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
 
     def _implied(self, ent: _Finding, entry: FindingEntry, mentions: list[_Mention], context: list[_Mention],
@@ -522,7 +523,7 @@ def tidy_text(doc: Doc, start: int, end: int) -> str:
         start += 1
     while end > start and (tokens.text[end - 1] in {",", ";", ":", "-"} or tokens.space[end - 1]):
         end -= 1
-    text = " ".join("".join(tokens.text[i] + tokens.whitespace[i] for i in range(start, end)).split())
+    text = " ".join(tokens.text_of(start, end).split())
     if not text:
         return ""
     if text[-1] not in ".?!":

@@ -1,10 +1,14 @@
-"""negspacy's NegEx with one change: spans are sorted into scopes in one pass.
+"""negspacy's NegEx with one change: spans are sorted into scopes in one pass, as plain tuples.
 
 ``negspacy.negation.Negex.negex`` walks every span of ``span_keys`` once per scope boundary
-(sentence or termination term), which dominates the parse time of long reports. This subclass
-keeps negspacy's termsets, PhraseMatcher, pseudo-negation handling, boundaries and
-``_apply_negation`` rule, and only replaces that scan by a bisect over the boundary starts (and reads the
-sentence starts from the Doc's array rather than creating a span per sentence).
+(sentence or termination term) and creates a ``Span`` for each visit, which dominated the parse time
+of long reports. This subclass keeps negspacy's termsets, PhraseMatcher, pseudo-negation handling,
+boundaries and its negation rule (a preceding term before the span or a following term after it, in
+the same scope), but places the spans with a bisect over the boundary starts, reads them as the
+``(start, end, value)`` tuples the terms component keeps, reads the sentence starts from the Doc's
+array, and creates a ``Span`` only to set the extension on the spans it flags. The flagged
+``(start, end)`` pairs are kept for the grounding too (:func:`tokens.flagged_spans`), which then
+reads no ``Span`` either. negspacy's ``ent_types`` and ``chunk_prefix`` options are not offered.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from negspacy.negation import Negex
 from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
+
+from stages.parse_reports.tokens import plain_spans, store_flags
 
 
 class ScopedNegex(Negex):
@@ -29,24 +35,24 @@ class ScopedNegex(Negex):
         preceding, following, terminating = self.process_negations(doc)
         boundaries = self.termination_boundaries(doc, terminating)
         starts = [start for start, _ in boundaries]
-        spans_in: dict[int, list] = {}
+        flagged: list[tuple[int, int]] = []
         for key in self.span_keys:
-            for span in doc.spans.get(key, []):
-                index = bisect_right(starts, span.start) - 1
-                if index >= 0 and span.end <= boundaries[index][1]:
-                    spans_in.setdefault(index, []).append(span)
-        for index, spans in spans_in.items():
-            start, end = boundaries[index]
-            sub_preceding = [match for match in preceding if start <= match[1] < end]
-            sub_following = [match for match in following if start <= match[1] < end]
-            for span in spans:
-                self._apply_negation(span, sub_preceding, sub_following)
+            for start, end, _ in plain_spans(doc, key):
+                index = bisect_right(starts, start) - 1
+                if index < 0 or end > boundaries[index][1]:
+                    continue
+                scope_start, scope_end = boundaries[index]
+                if any(scope_start <= match[1] < scope_end and match[1] < start for match in preceding) or any(
+                        scope_start <= match[1] < scope_end and match[2] > end for match in following):
+                    flagged.append((start, end))
+        for start, end in flagged:
+            doc[start:end]._.set(self.extension_name, True)
+        store_flags(doc, self.extension_name, flagged)
         return doc
 
 
-@Language.factory("ctglip_negex", default_config={"neg_termset": {}, "ent_types": None, "extension_name": "negex",
-                                                  "chunk_prefix": None, "span_keys": ["findings"]})
-def make_scoped_negex(nlp: Language, name: str, *, neg_termset: dict[str, list[str]], ent_types: list[str] | None,
-                      extension_name: str, chunk_prefix: list[str] | None, span_keys: list[str]) -> ScopedNegex:
-    return ScopedNegex(nlp, name, neg_termset, ent_types=ent_types, extension_name=extension_name,
-                       chunk_prefix=chunk_prefix, span_keys=span_keys)
+@Language.factory("ctglip_negex", default_config={"neg_termset": {}, "extension_name": "negex",
+                                                  "span_keys": ["findings"]})
+def make_scoped_negex(nlp: Language, name: str, *, neg_termset: dict[str, list[str]], extension_name: str,
+                      span_keys: list[str]) -> ScopedNegex:
+    return ScopedNegex(nlp, name, neg_termset, extension_name=extension_name, span_keys=span_keys)

@@ -5,18 +5,19 @@ at neighbouring tokens many times, so they read these lists instead (computed on
 lists come from one ``Doc.to_array`` call and a per-vocabulary table of word attributes, so building
 them never creates a ``Token`` either (a report repeats few distinct words). Likewise the components
 keep the spans they write as ``(start, end, value)`` tuples beside ``doc.spans`` (a ``Span`` object is
-created on every read of a span group).
+created on every read of a span group), and the NegEx components the ``(start, end)`` of the spans they flag.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spacy.attrs import NORM, ORTH, SPACY
+from spacy.attrs import IDX, NORM, ORTH, SPACY
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
 VIEW_KEY = "ctglip_token_view"
 SPANS_KEY = "ctglip_plain_spans"
+FLAGS_KEY = "ctglip_span_flags"
 _WORDS: dict[int, tuple[Vocab, dict[int, tuple[str, str, bool, bool, bool, bool]]]] = {}
 
 
@@ -30,6 +31,12 @@ class TokenView:
     alpha: list[bool]
     like_num: list[bool]
     whitespace: list[str]
+    idx: list[int]  # character offset of each token
+    string: str  # the Doc's text (``doc.text`` creates a Token per token)
+
+    def text_of(self, start: int, end: int) -> str:
+        """Text of tokens ``start`` to ``end`` (exclusive), without the last token's trailing whitespace."""
+        return self.string[self.idx[start]:self.idx[end - 1] + len(self.text[end - 1])] if end > start else ""
 
 
 def _word_table(vocab: Vocab) -> dict[int, tuple[str, str, bool, bool, bool, bool]]:
@@ -46,9 +53,9 @@ def token_view(doc: Doc) -> TokenView:
     if view is not None and len(view.text) == len(doc):
         return view
     words, strings, vocab = _word_table(doc.vocab), doc.vocab.strings, doc.vocab
-    rows = doc.to_array([ORTH, NORM, SPACY]).tolist() if len(doc) else []
+    rows = doc.to_array([ORTH, NORM, SPACY, IDX]).tolist() if len(doc) else []
     facts = []
-    for orth, _, _ in rows:
+    for orth, _, _, _ in rows:
         fact = words.get(orth)
         if fact is None:
             lexeme = vocab[orth]
@@ -57,8 +64,10 @@ def token_view(doc: Doc) -> TokenView:
         facts.append(fact)
     text, lower, punct, space, alpha, like_num = (list(column) for column in zip(*facts)) if facts else \
         ([] for _ in range(6))
-    view = TokenView(text=text, lower=lower, norm=[strings[norm] for _, norm, _ in rows], punct=punct, space=space,
-                     alpha=alpha, like_num=like_num, whitespace=[" " if spaced else "" for _, _, spaced in rows])
+    whitespace = [" " if spaced else "" for _, _, spaced, _ in rows]
+    view = TokenView(text=text, lower=lower, norm=[strings[norm] for _, norm, _, _ in rows], punct=punct, space=space,
+                     alpha=alpha, like_num=like_num, whitespace=whitespace, idx=[idx for _, _, _, idx in rows],
+                     string="".join(map(str.__add__, text, whitespace)))
     doc.user_data[VIEW_KEY] = view
     return view
 
@@ -81,3 +90,17 @@ def plain_spans(doc: Doc, key: str) -> list[tuple[int, int, str]]:
     if cached is None:
         cached = [(span.start, span.end, span.kb_id_ or span.label_) for span in doc.spans[key]]
     return cached
+
+
+def store_flags(doc: Doc, name: str, spans: list[tuple[int, int]]) -> None:
+    """Keep the ``(start, end)`` of the spans a component set the extension ``name`` on."""
+    doc.user_data.setdefault(FLAGS_KEY, {})[name] = set(spans)
+
+
+def flagged_spans(doc: Doc, name: str, key: str) -> set[tuple[int, int]]:
+    """``(start, end)`` of the spans of ``doc.spans[key]`` flagged with the extension ``name``, without creating a
+    Span where a component kept them."""
+    flagged = doc.user_data.get(FLAGS_KEY, {}).get(name)
+    if flagged is None:
+        flagged = {(span.start, span.end) for span in doc.spans[key] if span._.get(name)}
+    return flagged
