@@ -7,6 +7,7 @@ organ of its own. Clause starts become sentence starts too, so NegEx scopes stop
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from pathlib import Path
 
 import numpy
@@ -37,25 +38,30 @@ class ReportClauses:
 
 
 class _TokenFeatures:
-    """Per-token facts the clause splitter needs: organ references, predicates, findings."""
+    """Per-token facts the clause splitter needs: organ references, predicates, findings.
+
+    Each is a sorted list of token indices, so "is there one between a and b" is one bisect.
+    """
 
     def __init__(self, doc: Doc, lexicon: Lexicon):
         self.lexicon = lexicon
         self.tokens = token_view(doc)
-        self.organ_ref = {start for start, _, _ in plain_spans(doc, "organs")}
-        self.organ_ref.update(start for start, _, _ in plain_spans(doc, "sides"))
-        self.finding = set()
+        organ_ref = {start for start, _, _ in plain_spans(doc, "organs")}
+        organ_ref.update(start for start, _, _ in plain_spans(doc, "sides"))
+        finding = set()
         in_finding = set()
         for start, end, key in plain_spans(doc, "findings"):
-            self.finding.add(start)
+            finding.add(start)
             in_finding.update(range(start, end))
             if lexicon.findings[key].organs:
-                self.organ_ref.add(start)
-        self.predicate = {i for i, word in enumerate(self.tokens.lower)
-                          if word in lexicon.predicates and i not in in_finding}
+                organ_ref.add(start)
+        self.organ_ref, self.finding = sorted(organ_ref), sorted(finding)
+        self.predicate = [i for i, word in enumerate(self.tokens.lower)
+                          if word in lexicon.predicates and i not in in_finding]
 
-    def _has(self, found: set[int], start: int, end: int) -> bool:
-        return any(i in found for i in range(start, end))
+    def _has(self, found: list[int], start: int, end: int) -> bool:
+        index = bisect_left(found, start)
+        return index < len(found) and found[index] < end
 
     def _complete_left(self, start: int, end: int) -> bool:
         return self._has(self.organ_ref, start, end) and (
@@ -63,14 +69,15 @@ class _TokenFeatures:
 
     def _complete_right(self, start: int, end: int) -> bool:
         """A statement of its own: names an organ and has a predicate, and does not go on a list ("B or C is seen")."""
-        predicates = [i for i in range(start, end) if i in self.predicate]
-        if not predicates or not self._has(self.organ_ref, start, end):
+        first = bisect_left(self.predicate, start)
+        if first == len(self.predicate) or self.predicate[first] >= end or not self._has(self.organ_ref, start, end):
             return False
-        return not any(self.tokens.lower[i] in self.lexicon.no_break_after for i in range(start, predicates[0]))
+        return not any(word in self.lexicon.no_break_after for word in self.tokens.lower[start:self.predicate[first]])
 
     def split_clauses(self, start: int, end: int) -> list[tuple[int, int]]:
         """Split a sentence where each side is a statement about an organ of its own."""
-        cuts = [i for i in range(start + 1, end - 1) if self.tokens.lower[i] in self.lexicon.clause_breaks]
+        breaks = self.lexicon.clause_breaks
+        cuts = [i for i, word in enumerate(self.tokens.lower[start + 1:end - 1], start + 1) if word in breaks]
         if not cuts:
             return [(start, end)]
         pieces = [(a, b) for a, b in zip([start] + cuts, cuts + [end]) if a < b]

@@ -39,6 +39,7 @@ INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
 PUNCT_COST = 5
 HEADING_MARKS = {":", "-", "–"}
 SOURCES = ("clause", "context", "heading", "prior")  # most trusted first
+SOURCE_RANK = {source: rank for rank, source in enumerate(SOURCES)}
 LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
 
 
@@ -50,9 +51,8 @@ class _Piece(NamedTuple):
     label: str
 
 
-@dataclass(frozen=True)
-class FindingResult:
-    """One abnormality stated in a clause about one organ."""
+class FindingResult(NamedTuple):
+    """One abnormality stated in a clause about one organ (a tuple: a report makes dozens)."""
 
     phrase: str
     negated: bool
@@ -73,10 +73,9 @@ class ClauseResult:
     def place(self, unit: str, source: str) -> None:
         """Note that ``source`` grounds ``unit`` here; the most trusted source is kept."""
         self.units.setdefault(unit, [])
-        if SOURCES.index(source) < SOURCES.index(self.sources.get(unit, SOURCES[-1])):
+        known = self.sources.get(unit)
+        if known is None or SOURCE_RANK[source] < SOURCE_RANK[known]:
             self.sources[unit] = source
-        else:
-            self.sources.setdefault(unit, source)
 
 
 @dataclass
@@ -139,13 +138,22 @@ class _ClauseGrounder:
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
         self.mention_starts = [m.start for m in self.mentions]
         self.finding_starts = [f.start for f in self.findings]
-        self.term_texts = {term.text for term in lexicon.organ_terms}
-        self.prefix_starts = {prefix[0] for prefix in lexicon.after_side_prefixes}
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
-        self.region_starts = {words[0] for words in lexicon.region_headings}
         self.subject: tuple[str, ...] = ()  # organ units of the previous sentence, when it names one organ
-        self.words: set[str] = set()  # words of the current sentence (cues for a finding's prior)
+        self.sentence = _Piece(0, 0, "")  # the current sentence; its words cue a finding's prior
+        self._words: set[str] | None = None
+
+    @property
+    def words(self) -> set[str]:
+        """Words and word norms of the current sentence (built when a rule first asks)."""
+        if self._words is None:
+            start, end = self.sentence.start, self.sentence.end
+            self._words = set(self.tokens.lower[start:end]) | set(self.tokens.norm[start:end])
+        return self._words
+
+    def new_sentence(self, sentence: _Piece) -> None:
+        self.sentence, self._words = sentence, None
 
     def _between(self, start: int, end: int, allowed: set[str]) -> bool:
         lower = self.tokens.lower
@@ -186,7 +194,7 @@ class _ClauseGrounder:
 
     def _forward_sides(self, mention_end: int, upper: int, keys: frozenset[str], plural: bool,
                        later: list[_Mention]) -> set[str]:
-        starts = {m.start: m for m in later}
+        starts = {m.start: m for m in later} if later else {}
         tokens = self.tokens
         for index in range(mention_end, min(upper, mention_end + FORWARD_SIDE_WINDOW)):
             if tokens.punct[index] and tokens.text[index] not in "-/":
@@ -200,7 +208,7 @@ class _ClauseGrounder:
                 break
             if tokens.lower[index] == "bilaterally":
                 return {"both"}
-            if not plural and tokens.lower[index] in self.prefix_starts:
+            if not plural and tokens.lower[index] in self.lexicon.after_side_starts:
                 for prefix in self.lexicon.after_side_prefixes:
                     stop = index + len(prefix)
                     if stop < upper and stop in self.sides_at and tuple(tokens.lower[index:stop]) == prefix:
@@ -212,7 +220,7 @@ class _ClauseGrounder:
 
     def _plural(self, mention: _Mention) -> bool:
         lower, norm = self.tokens.lower[mention.end - 1], self.tokens.norm[mention.end - 1]
-        return lower != norm or (lower.endswith("s") and lower[:-1] in self.term_texts)
+        return lower != norm or (lower.endswith("s") and lower[:-1] in self.lexicon.organ_texts)
 
     def _resolve(self, mentions: list[_Mention], clause: _Piece) -> None:
         for index in range(len(mentions) - 1, -1, -1):
@@ -337,7 +345,7 @@ class _ClauseGrounder:
     def _place(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], implied: list[str],
                clause: _Piece) -> _Placement:
         if groups:
-            index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i]))
+            index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i])) if len(groups) > 1 else 0
             units = [u for m in groups[index] for u in m.units]
             own = _side_set(self._finding_sides(ent, clause))
             if own and not any(m.explicit_side for m in groups[index]):
@@ -492,7 +500,7 @@ class _ClauseGrounder:
     def _region_at(self, clause: _Piece) -> tuple[int, tuple[str, ...]] | None:
         """(token after the mark, units) of a region heading opening the clause ("Upper abdomen:"), if any."""
         lower = self.tokens.lower
-        if lower[clause.start] not in self.region_starts:
+        if lower[clause.start] not in self.lexicon.region_starts:
             return None
         for words, units in self.lexicon.region_headings.items():
             after = clause.start + len(words)
@@ -552,8 +560,7 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
                          if tokens.space[i])
             if breaks > 1 or clause.label != section:
                 grounder.new_paragraph()
-            current = sentences[sentence_index]
-            grounder.words = set(tokens.lower[current.start:current.end]) | set(tokens.norm[current.start:current.end])
+            grounder.new_sentence(sentences[sentence_index])
         section = clause.label
         if section not in lexicon.report_sections:
             continue

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -99,6 +99,21 @@ class Lexicon:
     hedging: Mapping[str, list[str]]
     word_norms: Mapping[str, str]
     digest: str
+
+    @cached_property
+    def organ_texts(self) -> frozenset[str]:
+        """Every organ term's text (a plural "lobes" is an organ word when "lobe" is one)."""
+        return frozenset(term.text for term in self.organ_terms)
+
+    @cached_property
+    def after_side_starts(self) -> frozenset[str]:
+        """First words of ``after_side_prefixes`` (most words start none, so the prefixes are rarely tried)."""
+        return frozenset(prefix[0] for prefix in self.after_side_prefixes)
+
+    @cached_property
+    def region_starts(self) -> frozenset[str]:
+        """First words of the region headings."""
+        return frozenset(words[0] for words in self.region_headings)
 
     def is_sided_base(self, name: str) -> bool:
         """True for a side-less base of paired organs ("lung", "kidney")."""

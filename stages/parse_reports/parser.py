@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spacy.tokens import Doc
 
-from stages.parse_reports.grounding import SOURCES, tidy_text
+from stages.parse_reports.grounding import SOURCE_RANK, SOURCES, tidy_text
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION
@@ -162,9 +162,9 @@ class ReportParser:
             for unit, findings in clause.units.items():
                 report = organs.setdefault(unit, OrganReport(organ=unit))
                 source = clause.sources.get(unit, SOURCES[0])
-                report.stated_by = min(report.stated_by, source, key=SOURCES.index)
+                report.stated_by = min(report.stated_by, source, key=SOURCE_RANK.__getitem__)
                 if any(not finding.negated for finding in findings):
-                    report.abnormal_by = min(report.abnormal_by, source, key=SOURCES.index)
+                    report.abnormal_by = min(report.abnormal_by, source, key=SOURCE_RANK.__getitem__)
                 if clause.text and clause.text not in report.texts:
                     report.texts.append(clause.text)
                 for finding in findings:

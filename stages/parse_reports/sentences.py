@@ -28,34 +28,33 @@ def set_sentence_starts(doc: Doc, starts: list[int]) -> None:
         doc.from_array([SENT_START], sent_starts.astype("uint64"))
 
 
-def header_tokens(doc: Doc) -> set[int]:
-    return {i for span in doc.spans["section_headers"] for i in range(span.start, span.end)}
-
-
 class ReportSentences:
     """Sentence spans and sentence starts (see the module docstring)."""
 
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
 
-    def _sentence_starts(self, doc: Doc) -> list[int]:
+    def _sentence_starts(self, doc: Doc, headers: list[tuple[int, int]]) -> list[int]:
+        """Token 0, header bounds, and the token after each line break or end mark that ends a sentence.
+
+        Only line breaks and end marks are visited (a tenth of the tokens); a token's sentence began right
+        before it when that token is a start and it is not one itself.
+        """
         tokens = token_view(doc)
         starts = {0}
-        for header in doc.spans["section_headers"]:
-            starts.update((header.start, header.end))
-        sentence_begin, count = 0, len(tokens.text)
-        for index, text in enumerate(tokens.text):
-            if index in starts:
-                sentence_begin = index
+        for start, end in headers:
+            starts.update((start, end))
+        count = len(tokens.text)
+        text, space = tokens.text, tokens.space
+        for index in [i for i, word in enumerate(text) if word in SENTENCE_END or (space[i] and "\n" in word)]:
             after = index + 1
             if after >= count:
                 break
-            if tokens.space[index] and "\n" in text:
+            if space[index] and "\n" in text[index]:
                 if self._breaks_line(tokens, index, after):
                     starts.add(after)
-            elif text in SENTENCE_END and self._ends_sentence(tokens, index, sentence_begin):
+            elif self._ends_sentence(tokens, index, index - 1 in starts and index not in starts):
                 starts.add(after)
-                sentence_begin = after
         return sorted(start for start in starts if start < count)
 
     def _breaks_line(self, tokens: TokenView, index: int, after: int) -> bool:
@@ -63,21 +62,23 @@ class ReportSentences:
         return (tokens.text[index].count("\n") > 1 or index == 0 or tokens.text[index - 1] in SENTENCE_END | {":"}
                 or following[:1].isupper() or following[:1].isdigit() or following in self.lexicon.list_markers)
 
-    def _ends_sentence(self, tokens: TokenView, index: int, sentence_begin: int) -> bool:
+    def _ends_sentence(self, tokens: TokenView, index: int, opens_sentence: bool) -> bool:
+        """Whether the end mark at ``index`` ends its sentence; ``opens_sentence``: the token before it began one."""
         following = tokens.text[index + 1]
         following_lower = following[:1].islower() or following[:1].isdigit()
         if tokens.text[index] == "?" and following_lower:
             return False
         if tokens.text[index] == "." and index > 0:
-            if tokens.like_num[index - 1] and len(tokens.text[index - 1]) <= 2 and index - 1 == sentence_begin:
+            if tokens.like_num[index - 1] and len(tokens.text[index - 1]) <= 2 and opens_sentence:
                 return False
             if tokens.lower[index - 1] in self.lexicon.abbreviations and following_lower:
                 return False
         return True
 
     def __call__(self, doc: Doc) -> Doc:
-        starts = self._sentence_starts(doc)
-        headers = header_tokens(doc)
+        header_spans = [(span.start, span.end) for span in doc.spans["section_headers"]]
+        starts = self._sentence_starts(doc, header_spans)
+        headers = {i for start, end in header_spans for i in range(start, end)}
         sections = [(span.start, span.end, span.label_) for span in doc.spans["sections"]]
         section_starts = [start for start, _, _ in sections]
         tokens = token_view(doc)
@@ -86,7 +87,7 @@ class ReportSentences:
             start = _skip_markers(tokens, start, end, headers, self.lexicon.list_markers)
             while end > start and tokens.space[end - 1]:
                 end -= 1
-            if start >= end or not any(tokens.alpha[i] for i in range(start, end)):
+            if start >= end or not any(tokens.alpha[start:end]):
                 continue
             index = bisect_right(section_starts, start) - 1
             label = sections[index][2] if index >= 0 and start < sections[index][1] else "findings"

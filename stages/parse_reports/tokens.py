@@ -75,12 +75,16 @@ def token_view(doc: Doc) -> TokenView:
 def store_spans(doc: Doc, key: str, items: list[tuple[int, int, str]], kb_label: str | None = None) -> None:
     """Write ``doc.spans[key]`` from ``(start, end, value)`` and keep the tuples for the rule components.
 
-    ``value`` is each span's label, or its ``kb_id`` when ``kb_label`` gives the one label of the group.
+    ``value`` is each span's label, or its ``kb_id`` when ``kb_label`` gives the one label of the group. Labels
+    are passed as string ids (a ``Span`` made from a string label costs twice as much).
     """
+    strings = doc.vocab.strings
+    ids = {value: strings.add(value) for value in {item[2] for item in items} | {kb_label or ""}}
     if kb_label is None:
-        doc.spans[key] = [Span(doc, start, end, label=value) for start, end, value in items]
+        doc.spans[key] = [Span(doc, start, end, label=ids[value]) for start, end, value in items]
     else:
-        doc.spans[key] = [Span(doc, start, end, label=kb_label, kb_id=value) for start, end, value in items]
+        label = ids[kb_label]
+        doc.spans[key] = [Span(doc, start, end, label=label, kb_id=ids[value]) for start, end, value in items]
     doc.user_data.setdefault(SPANS_KEY, {})[key] = list(items)
 
 
