@@ -19,6 +19,7 @@ VIEW_KEY = "ctglip_token_view"
 SPANS_KEY = "ctglip_plain_spans"
 FLAGS_KEY = "ctglip_span_flags"
 _WORDS: dict[int, tuple[Vocab, dict[int, tuple[str, str, bool, bool, bool, bool]]]] = {}
+_WHITESPACE = ("", " ")
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,12 @@ class TokenView:
         return self.string[self.idx[start]:self.idx[end - 1] + len(self.text[end - 1])] if end > start else ""
 
 
-def _word_table(vocab: Vocab) -> dict[int, tuple[str, str, bool, bool, bool, bool]]:
-    """Orth id -> (text, lower, is_punct, is_space, is_alpha, like_num) for one vocabulary (kept alive here)."""
+def _word_table(vocab: Vocab) -> tuple[dict[int, tuple[str, str, bool, bool, bool, bool]], dict[int, str]]:
+    """For one vocabulary (kept alive here): orth id -> (text, lower, is_punct, is_space, is_alpha, like_num),
+    and string id -> string for token norms."""
     entry = _WORDS.get(id(vocab))
     if entry is None or entry[0] is not vocab:
-        entry = _WORDS[id(vocab)] = (vocab, {})
+        entry = _WORDS[id(vocab)] = (vocab, ({}, {}))
     return entry[1]
 
 
@@ -52,22 +54,25 @@ def token_view(doc: Doc) -> TokenView:
     view = doc.user_data.get(VIEW_KEY)
     if view is not None and len(view.text) == len(doc):
         return view
-    words, strings, vocab = _word_table(doc.vocab), doc.vocab.strings, doc.vocab
-    rows = doc.to_array([ORTH, NORM, SPACY, IDX]).tolist() if len(doc) else []
-    facts = []
-    for orth, _, _, _ in rows:
-        fact = words.get(orth)
-        if fact is None:
+    (words, norms), vocab = _word_table(doc.vocab), doc.vocab
+    orths, norm_ids, spaced, idx = doc.to_array([ORTH, NORM, SPACY, IDX]).T.tolist() if len(doc) else ([],) * 4
+    try:
+        facts = list(map(words.__getitem__, orths))
+    except KeyError:  # a word this vocabulary's table has not seen yet
+        for orth in set(orths) - words.keys():
             lexeme = vocab[orth]
-            fact = words[orth] = (lexeme.orth_, lexeme.lower_, lexeme.is_punct, lexeme.is_space, lexeme.is_alpha,
-                                  lexeme.like_num)
-        facts.append(fact)
+            words[orth] = (lexeme.orth_, lexeme.lower_, lexeme.is_punct, lexeme.is_space, lexeme.is_alpha,
+                           lexeme.like_num)
+        facts = list(map(words.__getitem__, orths))
+    try:
+        norm = list(map(norms.__getitem__, norm_ids))
+    except KeyError:
+        norm = [norms.setdefault(key, vocab.strings[key]) for key in norm_ids]
     text, lower, punct, space, alpha, like_num = (list(column) for column in zip(*facts)) if facts else \
         ([] for _ in range(6))
-    whitespace = [" " if spaced else "" for _, _, spaced, _ in rows]
-    view = TokenView(text=text, lower=lower, norm=[strings[norm] for _, norm, _, _ in rows], punct=punct, space=space,
-                     alpha=alpha, like_num=like_num, whitespace=whitespace, idx=[idx for _, _, _, idx in rows],
-                     string="".join(map(str.__add__, text, whitespace)))
+    whitespace = list(map(_WHITESPACE.__getitem__, spaced))
+    view = TokenView(text=text, lower=lower, norm=norm, punct=punct, space=space, alpha=alpha, like_num=like_num,
+                     whitespace=whitespace, idx=idx, string="".join(map(str.__add__, text, whitespace)))
     doc.user_data[VIEW_KEY] = view
     return view
 
