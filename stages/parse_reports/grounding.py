@@ -105,8 +105,7 @@ class _Finding:
     sides: set[str] | None = None
 
 
-@dataclass
-class _Placement:
+class _Placement(NamedTuple):
     """Organ units a finding is grounded to, and the group it was attached to (if any)."""
 
     units: tuple[str, ...]
@@ -240,6 +239,8 @@ class _ClauseGrounder:
 
     def _own_parts(self, mentions: list[_Mention], context: list[_Mention]) -> list[_Mention]:
         """Give each part-word the organ that owns it in this context (see rule 1); drop it if none."""
+        if not any(m.term.owners for m in mentions):
+            return mentions
         named = [m for m in mentions if not m.term.owners]
         kept = []
         for mention in mentions:
@@ -274,6 +275,8 @@ class _ClauseGrounder:
 
     def _drop_generic(self, mentions: list[_Mention]) -> list[_Mention]:
         """Drop a mention that a narrower one of the same organ makes redundant."""
+        if len(mentions) < 2:
+            return mentions
         dropped: set[int] = set()
         for index in range(len(mentions) - 1):
             first, second = mentions[index], mentions[index + 1]
@@ -332,15 +335,18 @@ class _ClauseGrounder:
         units: list[str] = []
         own_sides = _side_set(self._finding_sides(ent, clause))
         for target in entry.organs:
-            for pool in (mentions, [m for m in context if m.explicit_side]):
-                named = [u for m in pool if target in m.keys or target in m.units for u in m.units
-                         if target in (u, self.units[u].base)]
-                if named and not own_sides:
-                    break
+            named = self._named(target, mentions)
+            if not named or own_sides:
+                named = self._named(target, [m for m in context if m.explicit_side])
             if not named and not self._finding_sides(ent, clause) and not ent.negated:  # "No hydronephrosis.": both
                 named = [u for u in self.subject if target in (u, self.units[u].base)]
             units += named if named and not own_sides else self.lexicon.resolve_targets((target,), own_sides)
         return tuple(dict.fromkeys(units))
+
+    def _named(self, target: str, mentions: list[_Mention]) -> list[str]:
+        """Units of ``mentions`` that are the organ ``target`` (a unit or a sided base)."""
+        return [u for m in mentions if target in m.keys or target in m.units for u in m.units
+                if target in (u, self.units[u].base)]
 
     def _place(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], implied: list[str],
                clause: _Piece) -> _Placement:
@@ -401,9 +407,11 @@ class _ClauseGrounder:
         ``context``: mentions of earlier clauses of the same sentence (for "..., the right is normal");
         ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
         """
-        mentions = self._drop_weak(_inside(self.mentions, self.mention_starts, clause))
-        self._resolve(mentions, clause)
-        mentions = self._drop_generic(self._own_parts(mentions, context))
+        mentions = _inside(self.mentions, self.mention_starts, clause)
+        if mentions:
+            mentions = self._drop_weak(mentions)
+            self._resolve(mentions, clause)
+            mentions = self._drop_generic(self._own_parts(mentions, context))
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)

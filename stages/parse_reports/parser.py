@@ -160,16 +160,20 @@ class ReportParser:
             unplaced.setdefault(clause.sentence, []).extend(
                 f.phrase for f in clause.unplaced if not f.negated)
             for unit, findings in clause.units.items():
-                report = organs.setdefault(unit, OrganReport(organ=unit))
+                report = organs.get(unit)
+                if report is None:
+                    report = organs[unit] = OrganReport(organ=unit)
+                    certain[unit] = set()
                 source = clause.sources.get(unit, SOURCES[0])
-                report.stated_by = min(report.stated_by, source, key=SOURCE_RANK.__getitem__)
-                if any(not finding.negated for finding in findings):
-                    report.abnormal_by = min(report.abnormal_by, source, key=SOURCE_RANK.__getitem__)
+                if SOURCE_RANK[source] < SOURCE_RANK[report.stated_by]:
+                    report.stated_by = source
+                if SOURCE_RANK[source] < SOURCE_RANK[report.abnormal_by] and any(
+                        not finding.negated for finding in findings):
+                    report.abnormal_by = source
                 if clause.text and clause.text not in report.texts:
                     report.texts.append(clause.text)
                 for finding in findings:
-                    _add_finding(report, certain.setdefault(unit, set()), finding.phrase, finding.negated,
-                                 finding.hedged)
+                    _add_finding(report, certain[unit], finding.phrase, finding.negated, finding.hedged)
         counted = 0
         for index, (start, end, section) in enumerate(plain_spans(doc, "sentences")):
             if section not in self.lexicon.report_sections:

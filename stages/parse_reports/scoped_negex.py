@@ -4,7 +4,8 @@
 (sentence or termination term) and creates a ``Span`` for each visit, which dominated the parse time
 of long reports. This subclass keeps negspacy's termsets, PhraseMatcher, pseudo-negation handling,
 boundaries and its negation rule (a preceding term before the span or a following term after it, in
-the same scope), but places the spans with a bisect over the boundary starts, reads them as the
+the same scope), but places the spans and terms with a bisect over the boundary starts (per scope, only
+the first preceding term and the furthest-reaching following term matter), reads the spans as the
 ``(start, end, value)`` tuples the terms component keeps, reads the sentence starts from the Doc's
 array, and creates a ``Span`` only to set the extension on the spans it flags. The flagged
 ``(start, end)`` pairs are kept for the grounding too (:func:`tokens.flagged_spans`), which then
@@ -35,15 +36,21 @@ class ScopedNegex(Negex):
         preceding, following, terminating = self.process_negations(doc)
         boundaries = self.termination_boundaries(doc, terminating)
         starts = [start for start, _ in boundaries]
+        first_preceding: dict[int, int] = {}  # scope -> start of its first preceding term
+        last_following: dict[int, int] = {}  # scope -> furthest end of its following terms
+        for _, start, _ in preceding:
+            scope = bisect_right(starts, start) - 1
+            first_preceding[scope] = min(start, first_preceding.get(scope, start))
+        for _, start, end in following:
+            scope = bisect_right(starts, start) - 1
+            last_following[scope] = max(end, last_following.get(scope, end))
         flagged: list[tuple[int, int]] = []
         for key in self.span_keys:
             for start, end, _ in plain_spans(doc, key):
-                index = bisect_right(starts, start) - 1
-                if index < 0 or end > boundaries[index][1]:
+                scope = bisect_right(starts, start) - 1
+                if scope < 0 or end > boundaries[scope][1]:
                     continue
-                scope_start, scope_end = boundaries[index]
-                if any(scope_start <= match[1] < scope_end and match[1] < start for match in preceding) or any(
-                        scope_start <= match[1] < scope_end and match[2] > end for match in following):
+                if first_preceding.get(scope, start) < start or last_following.get(scope, end) > end:
                     flagged.append((start, end))
         for start, end in flagged:
             doc[start:end]._.set(self.extension_name, True)
