@@ -28,7 +28,7 @@ from spacy.tokens import Doc
 
 from stages.common.anatomy import organ_units
 from stages.parse_reports.lexicon import FindingEntry, Lexicon, OrganTerm
-from stages.parse_reports.tokens import flagged_spans, plain_spans, token_view
+from stages.parse_reports.tokens import TokenView, flagged_spans, plain_spans, token_view
 
 BACKWARD_SIDE_WINDOW = 4
 FORWARD_SIDE_WINDOW = 8
@@ -59,7 +59,7 @@ class FindingResult(NamedTuple):
     hedged: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class ClauseResult:
     """A clause of a FINDINGS/IMPRESSION sentence and the organ units it describes."""
 
@@ -78,7 +78,7 @@ class ClauseResult:
             self.sources[unit] = source
 
 
-@dataclass
+@dataclass(slots=True)
 class _Mention:
     start: int
     end: int
@@ -93,7 +93,7 @@ class _Mention:
         return bool(self.side_source)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Finding:
     """A matched abnormality phrase with its NegEx verdicts (read once from the span)."""
 
@@ -432,10 +432,10 @@ class _ClauseGrounder:
         for mention in mentions:
             for unit in mention.units:
                 result.place(unit, mention_source)
-        groups = self._groups(mentions)
+        groups = self._groups(mentions) if mentions else []
         implied = {ent.start: self._implied(ent, entry, mentions, context, clause)
                    for ent, entry in zip(findings, entries) if entry.organs}
-        implied_units = [unit for units in implied.values() for unit in units]
+        implied_units = [unit for units in implied.values() for unit in units] if implied else []
         sided_groups: dict[int, set[str] | None] = {}
         for ent, entry in zip(findings, entries):
             placement = _Placement(implied[ent.start]) if ent.start in implied else \
@@ -446,17 +446,18 @@ class _ClauseGrounder:
                 sided_groups[placement.group] = None if previous is None or not own else previous | own
             self._record(result, ent, entry, placement.units, mention_source if placement.group is not None
                          else placement.source)
-        stated = any(not ent.negated for ent in findings)
-        if not result.units and self.heading and not (stated and self.region_heading) and not (
+        if not result.units and self.heading and not (
+                any(not ent.negated for ent in findings) and self.region_heading) and not (
                 findings and self.named_region):
             for ent, entry in zip(findings, entries):
                 self._record(result, ent, entry, self.heading, "heading")
             for unit in self.heading:
                 result.place(unit, "heading")
             result.unplaced = []
-        self._narrow(result, groups, sided_groups)
+        if sided_groups:
+            self._narrow(result, groups, sided_groups)
         if result.units:
-            result.text = tidy_text(self.doc, clause.start, clause.end)
+            result.text = _tidy(self.tokens, clause.start, clause.end)
         return result, mentions
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],
@@ -534,7 +535,10 @@ def _side_set(sides: set[str]) -> frozenset[str]:
 
 def tidy_text(doc: Doc, start: int, end: int) -> str:
     """Clause text as a sentence: no leading conjunction or comma, capitalised, final punctuation."""
-    tokens = token_view(doc)
+    return _tidy(token_view(doc), start, end)
+
+
+def _tidy(tokens: TokenView, start: int, end: int) -> str:
     while start < end and (tokens.punct[start] or tokens.space[start] or tokens.lower[start] in LEADING_CONJUNCTIONS):
         start += 1
     while end > start and (tokens.text[end - 1] in {",", ";", ":", "-"} or tokens.space[end - 1]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import compress
 from pathlib import Path
 
 from spacy.tokens import Doc
@@ -122,8 +123,8 @@ class ReportParser:
         unassigned: list[UnassignedSentence] = []
         sentence_count = 0
         docs = [doc for value, section, column_text in parts for doc in self._docs(value, section, column_text)]
-        check_readable([word for doc in docs for word, alpha in zip(token_view(doc).lower, token_view(doc).alpha)
-                        if alpha], self.known_words)
+        check_readable([word for doc in docs for word in compress(token_view(doc).lower, token_view(doc).alpha)],
+                       self.known_words)
         for doc in docs:
             sentence_count += self._collect(doc, organs, certain, unassigned)
         for organ, report in organs.items():

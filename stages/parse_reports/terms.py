@@ -6,6 +6,7 @@ One ``PhraseMatcher`` on token norms (so plurals and British spellings match) ->
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,8 @@ def make_report_terms(nlp: Language, name: str, *, lexicon_dir: str) -> ReportTe
 def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
     """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples."""
     kept, seen = [], set()
-    for match in sorted(matches, key=lambda m: (m[1] - m[0], -m[0]), reverse=True):
+    by_start = sorted(matches, key=itemgetter(0))  # then longest first, keeping start order among equals (stable)
+    for match in sorted(by_start, key=lambda m: m[1] - m[0], reverse=True):
         if match[0] not in seen and match[1] - 1 not in seen:
             kept.append(match)
             seen.update(range(match[0], match[1]))
