@@ -139,7 +139,8 @@ class _ClauseGrounder:
         self.finding_starts = [f.start for f in self.findings]
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
-        self.subject: tuple[str, ...] = ()  # organ units of the previous sentence, when it names one organ
+        self._subject: tuple[str, ...] | None = ()  # organ units of the previous sentence, when it names one organ
+        self._previous_results: list[ClauseResult] = []
         self.sentence = _Piece(0, 0, "")  # the current sentence; its words cue a finding's prior
         self._words: set[str] | None = None
 
@@ -151,8 +152,20 @@ class _ClauseGrounder:
             self._words = set(self.tokens.lower[start:end]) | set(self.tokens.norm[start:end])
         return self._words
 
-    def new_sentence(self, sentence: _Piece) -> None:
+    def new_sentence(self, sentence: _Piece, previous_results: list[ClauseResult]) -> None:
+        """Start ``sentence``; ``previous_results``: the clauses of the sentence before (its subject, if a rule asks)."""
         self.sentence, self._words = sentence, None
+        self._subject, self._previous_results = None, previous_results
+
+    @property
+    def subject(self) -> tuple[str, ...]:
+        if self._subject is None:
+            self._subject = _subject(self._previous_results, self.units)
+        return self._subject
+
+    @subject.setter
+    def subject(self, units: tuple[str, ...]) -> None:
+        self._subject = units
 
     def _between(self, start: int, end: int, allowed: set[str]) -> bool:
         lower = self.tokens.lower
@@ -176,15 +189,16 @@ class _ClauseGrounder:
     def _backward_sides(self, start: int, lower: int, keys: frozenset[str]) -> set[str]:
         found: set[str] = set()
         index, steps = start - 1, 0
-        tokens = self.tokens
+        owner, sides_at, punct, text, words = self.owner, self.sides_at, self.tokens.punct, self.tokens.text, \
+            self.tokens.lower
         while index >= lower and steps < BACKWARD_SIDE_WINDOW:
-            if index in self.owner:
-                if not self.owner[index].keys & keys:
+            if index in owner:
+                if not owner[index].keys & keys:
                     break
-            elif index in self.sides_at:
-                found.add(self.sides_at[index])
+            elif index in sides_at:
+                found.add(sides_at[index])
                 steps += 1
-            elif (tokens.punct[index] and tokens.text[index] not in "-/") or tokens.lower[index] in STOP_PREPOSITIONS:
+            elif (punct[index] and text[index] not in "-/") or words[index] in STOP_PREPOSITIONS:
                 break
             else:
                 steps += 1
@@ -195,8 +209,9 @@ class _ClauseGrounder:
                        later: list[_Mention]) -> set[str]:
         starts = {m.start: m for m in later} if later else {}
         tokens = self.tokens
+        punct, text, words, prefix_starts = tokens.punct, tokens.text, tokens.lower, self.lexicon.after_side_starts
         for index in range(mention_end, min(upper, mention_end + FORWARD_SIDE_WINDOW)):
-            if tokens.punct[index] and tokens.text[index] not in "-/":
+            if punct[index] and text[index] not in "-/":
                 break
             if index in starts:
                 other = starts[index]
@@ -205,9 +220,9 @@ class _ClauseGrounder:
                         coordinated or self._between(mention_end, index, INHERIT_CONNECTORS)):
                     return self._sides_of_units(other.units)
                 break
-            if tokens.lower[index] == "bilaterally":
+            if words[index] == "bilaterally":
                 return {"both"}
-            if not plural and tokens.lower[index] in self.lexicon.after_side_starts:
+            if not plural and words[index] in prefix_starts:
                 for prefix in self.lexicon.after_side_prefixes:
                     stop = index + len(prefix)
                     if stop < upper and stop in self.sides_at and tuple(tokens.lower[index:stop]) == prefix:
@@ -539,9 +554,10 @@ def tidy_text(doc: Doc, start: int, end: int) -> str:
 
 
 def _tidy(tokens: TokenView, start: int, end: int) -> str:
-    while start < end and (tokens.punct[start] or tokens.space[start] or tokens.lower[start] in LEADING_CONJUNCTIONS):
+    punct, space, words, text = tokens.punct, tokens.space, tokens.lower, tokens.text
+    while start < end and (punct[start] or space[start] or words[start] in LEADING_CONJUNCTIONS):
         start += 1
-    while end > start and (tokens.text[end - 1] in {",", ";", ":", "-"} or tokens.space[end - 1]):
+    while end > start and (text[end - 1] in {",", ";", ":", "-"} or space[end - 1]):
         end -= 1
     text = " ".join(tokens.text_of(start, end).split())
     if not text:
@@ -565,14 +581,13 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
             carried = last if after_semicolon else []
             previous = []
-            grounder.subject = _subject(sentence_results, grounder.units)
+            grounder.new_sentence(sentences[sentence_index], sentence_results)
             sentence_results = []
             gap_start = sentences[sentence_index - 1].end if sentence_index else 0
             breaks = sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[sentence_index].start)
                          if tokens.space[i])
             if breaks > 1 or clause.label != section:
                 grounder.new_paragraph()
-            grounder.new_sentence(sentences[sentence_index])
         section = clause.label
         if section not in lexicon.report_sections:
             continue
