@@ -97,14 +97,16 @@ class ReportParser:
 
     def _docs(self, text: str, section: str, column_text: bool) -> list[Doc]:
         docs = []
-        for piece in split_long_text(re.sub(r"\r\n?", "\n", strip_markup(text))):
+        text = strip_markup(text)
+        for piece in split_long_text(re.sub(r"\r\n?", "\n", text) if "\r" in text else text):
             doc = self.nlp.make_doc(piece)
             doc.user_data[INITIAL_SECTION] = section
             doc.user_data[COLUMN_TEXT] = column_text
             for _, component in self.nlp.pipeline:
                 doc = component(doc)
-            if doc.spans["sections"]:
-                section = doc.spans["sections"][-1].label_
+            sections = plain_spans(doc, "sections")
+            if sections:
+                section = sections[-1][2]
             docs.append(doc)
         return docs
 

@@ -15,6 +15,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
+from stages.parse_reports.tokens import keep_spans
 
 INITIAL_SECTION = "ctglip_initial_section"
 COLUMN_TEXT = "ctglip_column_text"
@@ -74,6 +75,7 @@ class ReportSections:
             sections.append(Span(doc, cursor, len(doc), label=kind))
         doc.spans["section_headers"] = headers
         doc.spans["sections"] = sections
+        keep_spans(doc, "sections", [(span.start, span.end, span.label_) for span in sections])
         return doc
 
 

@@ -17,7 +17,7 @@ from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 from stages.parse_reports.sections import SENTENCE_END
-from stages.parse_reports.tokens import TokenView, store_spans, token_view
+from stages.parse_reports.tokens import TokenView, plain_spans, store_spans, token_view
 
 
 def set_sentence_starts(doc: Doc, starts: list[int]) -> None:
@@ -79,7 +79,7 @@ class ReportSentences:
         header_spans = [(span.start, span.end) for span in doc.spans["section_headers"]]
         starts = self._sentence_starts(doc, header_spans)
         headers = {i for start, end in header_spans for i in range(start, end)}
-        sections = [(span.start, span.end, span.label_) for span in doc.spans["sections"]]
+        sections = plain_spans(doc, "sections")
         section_starts = [start for start, _, _ in sections]
         tokens = token_view(doc)
         sentences = []

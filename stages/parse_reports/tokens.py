@@ -90,6 +90,11 @@ def store_spans(doc: Doc, key: str, items: list[tuple[int, int, str]], kb_label:
     else:
         label = ids[kb_label]
         doc.spans[key] = [Span(doc, start, end, label=label, kb_id=ids[value]) for start, end, value in items]
+    keep_spans(doc, key, items)
+
+
+def keep_spans(doc: Doc, key: str, items: list[tuple[int, int, str]]) -> None:
+    """Keep ``(start, end, value)`` of a span group a component wrote itself, for :func:`plain_spans`."""
     doc.user_data.setdefault(SPANS_KEY, {})[key] = list(items)
 
 
