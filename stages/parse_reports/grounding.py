@@ -139,7 +139,7 @@ class _ClauseGrounder:
         self.finding_starts = [f.start for f in self.findings]
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
-        self._subject: tuple[str, ...] | None = ()  # organ units of the previous sentence, when it names one organ
+        self._subject: tuple[str, ...] | None = ()  # see ``subject``; None: not worked out yet
         self._previous_results: list[ClauseResult] = []
         self.sentence = _Piece(0, 0, "")  # the current sentence; its words cue a finding's prior
         self._words: set[str] | None = None
@@ -159,6 +159,7 @@ class _ClauseGrounder:
 
     @property
     def subject(self) -> tuple[str, ...]:
+        """Organ units of the previous sentence, when it names one organ (worked out when a rule first asks)."""
         if self._subject is None:
             self._subject = _subject(self._previous_results, self.units)
         return self._subject
@@ -554,6 +555,7 @@ def tidy_text(doc: Doc, start: int, end: int) -> str:
 
 
 def _tidy(tokens: TokenView, start: int, end: int) -> str:
+    """:func:`tidy_text` on the Doc's token view (the grounder holds it already)."""
     punct, space, words, text = tokens.punct, tokens.space, tokens.lower, tokens.text
     while start < end and (punct[start] or space[start] or words[start] in LEADING_CONJUNCTIONS):
         start += 1
