@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from typing import NamedTuple
 
@@ -113,12 +112,6 @@ class _Placement(NamedTuple):
     source: str = "clause"
 
 
-@lru_cache(maxsize=None)
-def _organ_keys(term: OrganTerm) -> frozenset[str]:
-    units = organ_units()
-    return frozenset({term.base} if term.base else {units[name].base for name in term.units})
-
-
 class _ClauseGrounder:
     """Grounds the clauses of one Doc; holds the per-Doc token lookups."""
 
@@ -132,7 +125,7 @@ class _ClauseGrounder:
         self.units = organ_units()
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         self.mentions = sorted((_Mention(start, end, lexicon.organ_terms[int(index)],
-                                         _organ_keys(lexicon.organ_terms[int(index)]))
+                                         lexicon.organ_terms[int(index)].bases)
                                 for start, end, index in plain_spans(doc, "organs")), key=lambda m: m.start)
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
         self.mention_starts = [m.start for m in self.mentions]
@@ -287,7 +280,7 @@ class _ClauseGrounder:
             owned = self.lexicon.resolve_targets(bases, part.sides)
         base = bases[0] if len(bases) == 1 and self.lexicon.is_sided_base(bases[0]) else None
         term = OrganTerm(text=part.term.text, units=() if base else owned, base=base, weak=part.term.weak)
-        part.term, part.keys, part.units, part.side_source = term, _organ_keys(term), owned, "fixed"
+        part.term, part.keys, part.units, part.side_source = term, term.bases, owned, "fixed"
 
     def _drop_generic(self, mentions: list[_Mention]) -> list[_Mention]:
         """Drop a mention that a narrower one of the same organ makes redundant."""

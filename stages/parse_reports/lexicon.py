@@ -77,6 +77,12 @@ class OrganTerm:
     weak: bool
     owners: frozenset[str] = frozenset()
 
+    @cached_property
+    def bases(self) -> frozenset[str]:
+        """The side-less organs the term names (its ``base``, or its units' bases); kept, as grounding asks often."""
+        units = organ_units()
+        return frozenset({self.base} if self.base else {units[name].base for name in self.units})
+
 
 @dataclass(frozen=True)
 class Lexicon:

@@ -160,8 +160,8 @@ class ReportParser:
         for clause in doc._.report_clauses:
             if clause.units:
                 grounded.add(clause.sentence)
-            unplaced.setdefault(clause.sentence, []).extend(
-                f.phrase for f in clause.unplaced if not f.negated)
+            if clause.unplaced:
+                unplaced.setdefault(clause.sentence, []).extend(f.phrase for f in clause.unplaced if not f.negated)
             for unit, findings in clause.units.items():
                 report = organs.get(unit)
                 if report is None:
