@@ -124,6 +124,9 @@ class _ClauseGrounder:
                                key=lambda finding: finding.start)
         self.units = organ_units()
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
+        lower = self.tokens.lower
+        bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
+        self.side_cues = sorted([*self.sides_at, *bilaterally])  # a finding's side comes from one of these
         self.mentions = sorted((_Mention(start, end, lexicon.organ_terms[int(index)],
                                          lexicon.organ_terms[int(index)].bases)
                                 for start, end, index in plain_spans(doc, "organs")), key=lambda m: m.start)
@@ -324,7 +327,9 @@ class _ClauseGrounder:
         return len(gap) + PUNCT_COST * punct, after
 
     def _finding_sides(self, finding: _Finding, clause: _Piece) -> set[str]:
-        if finding.sides is None:
+        if finding.sides is None and not _inside_range(self.side_cues, clause):
+            finding.sides = set()  # no side word and no "bilaterally" in the clause: most clauses, no scan needed
+        elif finding.sides is None:
             sides = self._backward_sides(finding.start, clause.start, frozenset())
             sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
             if not sides and not _inside(self.mentions, self.mention_starts, clause):
@@ -534,6 +539,12 @@ def _inside(items: list, starts: list[int], clause: _Piece) -> list:
     """The items (sorted by start) lying inside the clause."""
     first, last = bisect_left(starts, clause.start), bisect_left(starts, clause.end)
     return [item for item in items[first:last] if item.end <= clause.end]
+
+
+def _inside_range(positions: list[int], clause: _Piece) -> bool:
+    """Whether one of the sorted token ``positions`` lies inside the clause."""
+    index = bisect_left(positions, clause.start)
+    return index < len(positions) and positions[index] < clause.end
 
 
 def _side_set(sides: set[str]) -> frozenset[str]:
