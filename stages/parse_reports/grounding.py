@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 from spacy.tokens import Doc
 
-from stages.common.anatomy import organ_units
-from stages.parse_reports.lexicon import FindingEntry, Lexicon, OrganTerm
+from stages.parse_reports.grounding_rules import GroundingRules
+from stages.parse_reports.lexicon import FindingEntry, OrganTerm
 from stages.parse_reports.tokens import TokenView, flagged_spans, plain_spans, token_view
 
 BACKWARD_SIDE_WINDOW = 4
@@ -115,14 +115,15 @@ class _Placement(NamedTuple):
 class _ClauseGrounder:
     """Grounds the clauses of one Doc; holds the per-Doc token lookups."""
 
-    def __init__(self, doc: Doc, lexicon: Lexicon):
-        self.doc, self.lexicon = doc, lexicon
+    def __init__(self, doc: Doc, rules: GroundingRules):
+        self.doc, self.rules, self.lexicon = doc, rules, rules.lexicon
+        lexicon = rules.lexicon
         self.tokens = token_view(doc)
         negated, hedged = flagged_spans(doc, "negex", "findings"), flagged_spans(doc, "hedged", "findings")
         self.findings = sorted((_Finding(start, end, lexicon.findings[key], self._negated(start, end, negated),
                                          (start, end) in hedged) for start, end, key in plain_spans(doc, "findings")),
                                key=lambda finding: finding.start)
-        self.units = organ_units()
+        self.side, self.base = rules.side, rules.base
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         lower = self.tokens.lower
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
@@ -157,7 +158,7 @@ class _ClauseGrounder:
     def subject(self) -> tuple[str, ...]:
         """Organ units of the previous sentence, when it names one organ (worked out when a rule first asks)."""
         if self._subject is None:
-            self._subject = _subject(self._previous_results, self.units)
+            self._subject = _subject(self._previous_results, self.base)
         return self._subject
 
     @subject.setter
@@ -227,7 +228,7 @@ class _ClauseGrounder:
         return set()
 
     def _sides_of_units(self, units: tuple[str, ...]) -> set[str]:
-        return {self.units[name].side for name in units if self.units[name].side}
+        return {self.side[name] for name in units if self.side[name]}
 
     def _plural(self, mention: _Mention) -> bool:
         lower, norm = self.tokens.lower[mention.end - 1], self.tokens.norm[mention.end - 1]
@@ -247,7 +248,7 @@ class _ClauseGrounder:
                                                     mentions[index + 1:]), "after"
             mention.side_source = source if sides else ("plural" if plural else "")
             mention.sides = _side_set(sides)
-            mention.units = self.lexicon.resolve_targets((mention.term.base,), mention.sides)
+            mention.units = self.rules.resolve((mention.term.base,), mention.sides)
 
     def _own_parts(self, mentions: list[_Mention], context: list[_Mention]) -> list[_Mention]:
         """Give each part-word the organ that owns it in this context (see rule 1); drop it if none."""
@@ -272,16 +273,16 @@ class _ClauseGrounder:
         for candidates in ([m.units for m in nearest], [m.units for m in reversed(context)], [self.subject],
                            [self.heading]):
             for units in candidates:
-                owned = tuple(u for u in units if u in owners or self.units[u].base in owners)
+                owned = tuple(u for u in units if u in owners or self.base[u] in owners)
                 if owned:
                     return owned
         return ()
 
     def _take_owner(self, part: _Mention, owned: tuple[str, ...]) -> None:
-        bases = tuple(dict.fromkeys(self.units[u].base for u in owned))
-        if part.sides and any(self.lexicon.is_sided_base(base) for base in bases):
-            owned = self.lexicon.resolve_targets(bases, part.sides)
-        base = bases[0] if len(bases) == 1 and self.lexicon.is_sided_base(bases[0]) else None
+        bases = tuple(dict.fromkeys(self.base[u] for u in owned))
+        if part.sides and any(self.rules.is_sided_base(base) for base in bases):
+            owned = self.rules.resolve(bases, part.sides)
+        base = bases[0] if len(bases) == 1 and self.rules.is_sided_base(bases[0]) else None
         term = OrganTerm(text=part.term.text, units=() if base else owned, base=base, weak=part.term.weak)
         part.term, part.keys, part.units, part.side_source = term, term.bases, owned, "fixed"
 
@@ -353,14 +354,14 @@ class _ClauseGrounder:
             if not named or own_sides:
                 named = self._named(target, [m for m in context if m.explicit_side])
             if not named and not self._finding_sides(ent, clause) and not ent.negated:  # "No hydronephrosis.": both
-                named = [u for u in self.subject if target in (u, self.units[u].base)]
-            units += named if named and not own_sides else self.lexicon.resolve_targets((target,), own_sides)
+                named = [u for u in self.subject if target in (u, self.base[u])]
+            units += named if named and not own_sides else self.rules.resolve((target,), own_sides)
         return tuple(dict.fromkeys(units))
 
     def _named(self, target: str, mentions: list[_Mention]) -> list[str]:
         """Units of ``mentions`` that are the organ ``target`` (a unit or a sided base)."""
         return [u for m in mentions if target in m.keys or target in m.units for u in m.units
-                if target in (u, self.units[u].base)]
+                if target in (u, self.base[u])]
 
     def _place(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], implied: list[str],
                clause: _Piece) -> _Placement:
@@ -369,10 +370,10 @@ class _ClauseGrounder:
             units = [u for m in groups[index] for u in m.units]
             own = _side_set(self._finding_sides(ent, clause))
             if own and not any(m.explicit_side for m in groups[index]):
-                units = [u for u in units if self.units[u].side is None or self.units[u].side in own]
+                units = [u for u in units if self.side[u] is None or self.side[u] in own]
             return _Placement(tuple(dict.fromkeys(units)), index)
         own = self._finding_sides(ent, clause)
-        sided = bool(own) and not any(self.units[u].side for u in implied)
+        sided = bool(own) and not any(self.side[u] for u in implied)
         if implied and not sided:
             return _Placement(tuple(dict.fromkeys(implied)))
         subject = self._from_subject(entry, _side_set(own))
@@ -380,15 +381,15 @@ class _ClauseGrounder:
             return _Placement(subject, source="context")
         prior = entry.prior(self.words)
         if sided:
-            paired = [key for key, phrase in entry.by_organ.items() if phrase and self.lexicon.is_sided_base(key)]
-            paired += [key for key in prior if self.lexicon.is_sided_base(key)]
+            paired = [key for key, phrase in entry.by_organ.items() if phrase and self.rules.is_sided_base(key)]
+            paired += [key for key in prior if self.rules.is_sided_base(key)]
             if paired:
-                return _Placement(self.lexicon.resolve_targets(paired[:1], _side_set(own)), source="prior")
+                return _Placement(self.rules.resolve(tuple(paired[:1]), _side_set(own)), source="prior")
         if implied:
             return _Placement(tuple(dict.fromkeys(implied)))
         if self.heading and not self.region_heading:
             return _Placement((), source="heading")
-        units = self.lexicon.resolve_targets(prior, _side_set(own))
+        units = self.rules.resolve(prior, _side_set(own))
         if self.region_heading:
             inside = tuple(u for u in units if u in self.heading)
             if inside:
@@ -398,21 +399,21 @@ class _ClauseGrounder:
     @property
     def region_heading(self) -> bool:
         """The current heading names a region ("Upper abdomen:", "Bones:"), not one organ ("Liver:", "Kidneys:")."""
-        return len({self.units[u].base for u in self.heading}) > 1
+        return len({self.base[u] for u in self.heading}) > 1
 
     def _from_subject(self, entry: FindingEntry, own: frozenset[str]) -> tuple[str, ...]:
         """The previous sentence's organ, if the finding can be there ("The left adrenal is thickened. An adenoma...")."""
         if self.words & self.lexicon.new_topic_words:
             return ()
-        units = [u for u in self.subject if entry.fits(self.units[u])]
+        units = [u for u in self.subject if u in self.rules.fits[entry.key]]
         if not units or not own:
             return tuple(units)
-        if not any(self.units[u].side for u in units):
+        if not any(self.side[u] for u in units):
             return ()  # "Enlarged heart. Large right effusion.": a side word points to a paired organ
-        bases = {self.units[u].base for u in units}
-        if len(bases) == 1 and self.lexicon.is_sided_base(next(iter(bases))):
-            return self.lexicon.resolve_targets(tuple(bases), own)
-        return tuple(u for u in units if self.units[u].side is None or self.units[u].side in own)
+        bases = {self.base[u] for u in units}
+        if len(bases) == 1 and self.rules.is_sided_base(next(iter(bases))):
+            return self.rules.resolve(tuple(bases), own)
+        return tuple(u for u in units if self.side[u] is None or self.side[u] in own)
 
     def ground(self, clause: _Piece, sentence: int, context: list[_Mention],
                carried: list[_Mention]) -> tuple[ClauseResult, list[_Mention]]:
@@ -481,7 +482,7 @@ class _ClauseGrounder:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
         for unit in units:
             result.place(unit, source)
-            phrase = entry.phrase_for(self.units[unit])
+            phrase = self.rules.phrase[entry.key][unit]
             if phrase:
                 result.units[unit].append(FindingResult(phrase, negated, hedged))
 
@@ -492,17 +493,17 @@ class _ClauseGrounder:
                 continue
             for mention in groups[index]:
                 for unit in mention.units:
-                    side = self.units[unit].side
+                    side = self.side[unit]
                     if side and side not in sides and not result.units.get(unit):
                         result.units.pop(unit, None)
                         result.sources.pop(unit, None)
 
     def _ellipsis(self, clause: _Piece, context: list[_Mention]) -> list[_Mention]:
         sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
-        if not sides:
+        if not sides or not context:  # no earlier sided organ ("Thyroid. Left ..."): the side refers to nothing
             return []
         base = context[-1]
-        units = self.lexicon.resolve_targets((base.term.base,), _side_set(sides))
+        units = self.rules.resolve((base.term.base,), _side_set(sides))
         return [_Mention(clause.start, clause.start, base.term, base.keys, units, "before")]
 
     def _update_heading(self, clause: _Piece, mentions: list[_Mention]) -> int | None:
@@ -573,9 +574,9 @@ def _tidy(tokens: TokenView, start: int, end: int) -> str:
     return text[0].upper() + text[1:]
 
 
-def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
+def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
     """Ground every clause of the report sections (FINDINGS, IMPRESSION) to organ units."""
-    grounder = _ClauseGrounder(doc, lexicon)
+    grounder, lexicon = _ClauseGrounder(doc, rules), rules.lexicon
     tokens = grounder.tokens
     sentences = [_Piece(*bounds) for bounds in plain_spans(doc, "sentences")]
     results: list[ClauseResult] = []
@@ -606,7 +607,7 @@ def ground_doc(doc: Doc, lexicon: Lexicon) -> list[ClauseResult]:
     return results
 
 
-def _subject(results: list[ClauseResult], units: dict) -> tuple[str, ...]:
+def _subject(results: list[ClauseResult], base: dict[str, str]) -> tuple[str, ...]:
     """Organ units a sentence was about, when it names one organ (both kidneys count as one); else none."""
     named = [unit for result in results for unit, source in result.sources.items() if source in ("clause", "context")]
-    return tuple(dict.fromkeys(named)) if len({units[unit].base for unit in named}) == 1 else ()
+    return tuple(dict.fromkeys(named)) if len({base[unit] for unit in named}) == 1 else ()

@@ -24,6 +24,7 @@ from spacy.tokens import Doc
 
 from stages.parse_reports import clauses, scoped_negex, sections, sentences, terms  # noqa: F401  (register factories)
 from stages.parse_reports.grounding import ground_doc
+from stages.parse_reports.grounding_rules import GroundingRules
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 
 COMPONENTS = ("ctglip_report_sections", "ctglip_report_terms", "ctglip_report_sentences", "ctglip_report_clauses",
@@ -38,9 +39,10 @@ class ReportGrounding:
 
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
+        self.rules = GroundingRules(lexicon)
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.report_clauses = ground_doc(doc, self.lexicon)
+        doc._.report_clauses = ground_doc(doc, self.rules)
         return doc
 
 
