@@ -71,9 +71,11 @@ class ClauseResult:
 
     def place(self, unit: str, source: str) -> None:
         """Note that ``source`` grounds ``unit`` here; the most trusted source is kept."""
-        self.units.setdefault(unit, [])
-        known = self.sources.get(unit)
-        if known is None or SOURCE_RANK[source] < SOURCE_RANK[known]:
+        known = self.sources.get(unit)  # units and sources always hold the same keys
+        if known is None:
+            self.units[unit] = []
+            self.sources[unit] = source
+        elif SOURCE_RANK[source] < SOURCE_RANK[known]:
             self.sources[unit] = source
 
 
@@ -127,7 +129,8 @@ class _ClauseGrounder:
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         lower = self.tokens.lower
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
-        self.side_cues = sorted([*self.sides_at, *bilaterally])  # a finding's side comes from one of these
+        self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
+        self.cues_here = False  # the current clause holds one of ``side_cues``
         self.mentions = sorted((_Mention(start, end, lexicon.organ_terms[int(index)],
                                          lexicon.organ_terms[int(index)].bases)
                                 for start, end, index in plain_spans(doc, "organs")), key=lambda m: m.start)
@@ -241,9 +244,10 @@ class _ClauseGrounder:
                 mention.units, mention.side_source = mention.term.units, "fixed"
                 continue
             plural = self._plural(mention)
-            sides = self._backward_sides(mention.start, clause.start, mention.keys)
+            # with no side word nor "bilaterally" in the clause, only a later mention can give a side
+            sides = self._backward_sides(mention.start, clause.start, mention.keys) if self.cues_here else set()
             source = "before"
-            if not sides:
+            if not sides and (self.cues_here or index + 1 < len(mentions)):
                 sides, source = self._forward_sides(mention.end, clause.end, mention.keys, plural,
                                                     mentions[index + 1:]), "after"
             mention.side_source = source if sides else ("plural" if plural else "")
@@ -328,7 +332,7 @@ class _ClauseGrounder:
         return len(gap) + PUNCT_COST * punct, after
 
     def _finding_sides(self, finding: _Finding, clause: _Piece) -> set[str]:
-        if finding.sides is None and not _inside_range(self.side_cues, clause):
+        if finding.sides is None and not self.cues_here:
             finding.sides = set()  # no side word and no "bilaterally" in the clause: most clauses, no scan needed
         elif finding.sides is None:
             sides = self._backward_sides(finding.start, clause.start, frozenset())
@@ -422,6 +426,7 @@ class _ClauseGrounder:
         ``context``: mentions of earlier clauses of the same sentence (for "..., the right is normal");
         ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
         """
+        self.cues_here = _inside_range(self.side_cues, clause)
         mentions = _inside(self.mentions, self.mention_starts, clause)
         if mentions:
             mentions = self._drop_weak(mentions)
@@ -480,9 +485,10 @@ class _ClauseGrounder:
         negated, hedged = ent.negated, ent.hedged
         if not units and entry.phrase:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
+        phrases = self.rules.phrase[entry.key]
         for unit in units:
             result.place(unit, source)
-            phrase = self.rules.phrase[entry.key][unit]
+            phrase = phrases[unit]
             if phrase:
                 result.units[unit].append(FindingResult(phrase, negated, hedged))
 
