@@ -103,7 +103,8 @@ class _Finding:
     entry: FindingEntry
     negated: bool
     hedged: bool
-    sides: set[str] | None = None
+    sides: frozenset[str] = frozenset()  # laterality words found for it (see ``_ClauseGrounder._set_sides``)
+    own: frozenset[str] = frozenset()  # ... as a side set: empty for none or both
 
 
 class _Placement(NamedTuple):
@@ -122,18 +123,20 @@ class _ClauseGrounder:
         lexicon = rules.lexicon
         self.tokens = token_view(doc)
         negated, hedged = flagged_spans(doc, "negex", "findings"), flagged_spans(doc, "hedged", "findings")
-        self.findings = sorted((_Finding(start, end, lexicon.findings[key], self._negated(start, end, negated),
-                                         (start, end) in hedged) for start, end, key in plain_spans(doc, "findings")),
-                               key=lambda finding: finding.start)
+        entries = lexicon.findings
+        self.findings = [_Finding(start, end, entries[key], self._negated(start, end, negated), (start, end) in hedged)
+                         for start, end, key in plain_spans(doc, "findings")]
+        self.findings.sort(key=_start)
         self.side, self.base = rules.side, rules.base
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         lower = self.tokens.lower
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
         self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
         self.cues_here = False  # the current clause holds one of ``side_cues``
-        self.mentions = sorted((_Mention(start, end, lexicon.organ_terms[int(index)],
-                                         lexicon.organ_terms[int(index)].bases)
-                                for start, end, index in plain_spans(doc, "organs")), key=lambda m: m.start)
+        terms = [lexicon.organ_terms[int(index)] for _, _, index in plain_spans(doc, "organs")]
+        self.mentions = [_Mention(start, end, term, term.bases)
+                         for (start, end, _), term in zip(plain_spans(doc, "organs"), terms)]
+        self.mentions.sort(key=_start)
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
         self.mention_starts = [m.start for m in self.mentions]
         self.finding_starts = [f.start for f in self.findings]
@@ -331,16 +334,17 @@ class _ClauseGrounder:
         punct = sum(1 for i in gap if self.tokens.punct[i] and self.tokens.text[i] not in "-/")
         return len(gap) + PUNCT_COST * punct, after
 
-    def _finding_sides(self, finding: _Finding, clause: _Piece) -> set[str]:
-        if finding.sides is None and not self.cues_here:
-            finding.sides = set()  # no side word and no "bilaterally" in the clause: most clauses, no scan needed
-        elif finding.sides is None:
+    def _set_sides(self, findings: list[_Finding], clause: _Piece) -> None:
+        """Each finding's own laterality words; a clause with no side word and no "bilaterally" (most) needs no scan."""
+        if not self.cues_here:
+            return  # the defaults: no sides
+        for finding in findings:
             sides = self._backward_sides(finding.start, clause.start, frozenset())
             sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
             if not sides and not _inside(self.mentions, self.mention_starts, clause):
                 sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
-            finding.sides = sides  # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
-        return finding.sides
+            # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
+            finding.sides, finding.own = frozenset(sides), _side_set(sides)
 
     def _negated(self, start: int, end: int, negex: set[tuple[int, int]]) -> bool:
         if (start, end) in negex:
@@ -352,12 +356,12 @@ class _ClauseGrounder:
                  clause: _Piece) -> tuple[str, ...]:
         """Units of a finding that names its organ; sides from the clause, then the sentence, then itself."""
         units: list[str] = []
-        own_sides = _side_set(self._finding_sides(ent, clause))
+        own_sides = ent.own
         for target in entry.organs:
             named = self._named(target, mentions)
             if not named or own_sides:
                 named = self._named(target, [m for m in context if m.explicit_side])
-            if not named and not self._finding_sides(ent, clause) and not ent.negated:  # "No hydronephrosis.": both
+            if not named and not ent.sides and not ent.negated:  # "No hydronephrosis.": both
                 named = [u for u in self.subject if target in (u, self.base[u])]
             units += named if named and not own_sides else self.rules.resolve((target,), own_sides)
         return tuple(dict.fromkeys(units))
@@ -372,15 +376,15 @@ class _ClauseGrounder:
         if groups:
             index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i])) if len(groups) > 1 else 0
             units = [u for m in groups[index] for u in m.units]
-            own = _side_set(self._finding_sides(ent, clause))
+            own = ent.own
             if own and not any(m.explicit_side for m in groups[index]):
                 units = [u for u in units if self.side[u] is None or self.side[u] in own]
             return _Placement(tuple(dict.fromkeys(units)), index)
-        own = self._finding_sides(ent, clause)
-        sided = bool(own) and not any(self.side[u] for u in implied)
+        own = ent.own
+        sided = bool(ent.sides) and not any(self.side[u] for u in implied)
         if implied and not sided:
             return _Placement(tuple(dict.fromkeys(implied)))
-        subject = self._from_subject(entry, _side_set(own))
+        subject = self._from_subject(entry, own)
         if subject:
             return _Placement(subject, source="context")
         prior = entry.prior(self.words)
@@ -388,12 +392,12 @@ class _ClauseGrounder:
             paired = [key for key, phrase in entry.by_organ.items() if phrase and self.rules.is_sided_base(key)]
             paired += [key for key in prior if self.rules.is_sided_base(key)]
             if paired:
-                return _Placement(self.rules.resolve(tuple(paired[:1]), _side_set(own)), source="prior")
+                return _Placement(self.rules.resolve(tuple(paired[:1]), own), source="prior")
         if implied:
             return _Placement(tuple(dict.fromkeys(implied)))
         if self.heading and not self.region_heading:
             return _Placement((), source="heading")
-        units = self.rules.resolve(prior, _side_set(own))
+        units = self.rules.resolve(prior, own)
         if self.region_heading:
             inside = tuple(u for u in units if u in self.heading)
             if inside:
@@ -435,6 +439,7 @@ class _ClauseGrounder:
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)
+        self._set_sides(findings, clause)
         entries = [finding.entry for finding in findings]
         mention_source = "clause"
         if not mentions and carried and not any(entry.organs for entry in entries):
@@ -461,7 +466,7 @@ class _ClauseGrounder:
             placement = _Placement(implied[ent.start]) if ent.start in implied else \
                 self._place(ent, entry, groups, implied_units, clause)
             if placement.group is not None:
-                own = _side_set(self._finding_sides(ent, clause))
+                own = ent.own
                 previous = sided_groups.get(placement.group, set())
                 sided_groups[placement.group] = None if previous is None or not own else previous | own
             self._record(result, ent, entry, placement.units, mention_source if placement.group is not None
@@ -485,12 +490,12 @@ class _ClauseGrounder:
         negated, hedged = ent.negated, ent.hedged
         if not units and entry.phrase:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
-        phrases = self.rules.phrase[entry.key]
+        phrases, place, placed = self.rules.phrase[entry.key], result.place, result.units
         for unit in units:
-            result.place(unit, source)
+            place(unit, source)
             phrase = phrases[unit]
             if phrase:
-                result.units[unit].append(FindingResult(phrase, negated, hedged))
+                placed[unit].append(FindingResult(phrase, negated, hedged))
 
     def _narrow(self, result: ClauseResult, groups: list[list[_Mention]], sided: dict[int, set[str] | None]) -> None:
         """"Pleura: small right effusion" describes the right side only: drop the other side when empty."""
@@ -543,9 +548,16 @@ class _ClauseGrounder:
 
 
 def _inside(items: list, starts: list[int], clause: _Piece) -> list:
-    """The items (sorted by start) lying inside the clause."""
-    first, last = bisect_left(starts, clause.start), bisect_left(starts, clause.end)
-    return [item for item in items[first:last] if item.end <= clause.end]
+    """The items (sorted by start, not overlapping, so their ends are sorted too) lying inside the clause."""
+    end = clause.end
+    inside = items[bisect_left(starts, clause.start):bisect_left(starts, end)]
+    while inside and inside[-1].end > end:
+        inside.pop()
+    return inside
+
+
+def _start(item: _Mention | _Finding) -> int:
+    return item.start
 
 
 def _inside_range(positions: list[int], clause: _Piece) -> bool:
