@@ -176,6 +176,8 @@ class _ClauseGrounder:
         return all(lower[i] in allowed or i in self.sides_at for i in range(start, end))
 
     def _drop_weak(self, mentions: list[_Mention]) -> list[_Mention]:
+        if len(mentions) == 1:
+            return mentions  # a weak word is dropped only when a neighbouring mention claims it
         kept = []
         for index, mention in enumerate(mentions):
             if mention.term.weak:
@@ -447,7 +449,7 @@ class _ClauseGrounder:
         heading_end = self._update_heading(clause, mentions)
         if heading_end is not None:
             self.subject = ()  # a heading starts a new topic
-        result = ClauseResult(sentence=sentence, section=clause.label, text="")
+        result = ClauseResult(sentence, clause.label, "")
         if heading_end is not None and self.region_heading:
             mentions = [m for m in mentions if m.start >= heading_end]
             if not mentions and not findings and not any(self.tokens.alpha[heading_end:clause.end]):
@@ -459,7 +461,7 @@ class _ClauseGrounder:
                 result.place(unit, mention_source)
         groups = self._groups(mentions) if mentions else []
         implied = {ent.start: self._implied(ent, entry, mentions, context, clause)
-                   for ent, entry in zip(findings, entries) if entry.organs}
+                   for ent, entry in zip(findings, entries) if entry.organs} if findings else {}
         implied_units = [unit for units in implied.values() for unit in units] if implied else []
         sided_groups: dict[int, set[str] | None] = {}
         for ent, entry in zip(findings, entries):
@@ -608,10 +610,7 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
             previous = []
             grounder.new_sentence(sentences[sentence_index], sentence_results)
             sentence_results = []
-            gap_start = sentences[sentence_index - 1].end if sentence_index else 0
-            breaks = sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[sentence_index].start)
-                         if tokens.space[i])
-            if breaks > 1 or clause.label != section:
+            if clause.label != section or _blank_line_before(tokens, sentences, sentence_index):
                 grounder.new_paragraph()
         section = clause.label
         if section not in lexicon.report_sections:
@@ -623,6 +622,12 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
         if result.units or result.unplaced:
             results.append(result)
     return results
+
+
+def _blank_line_before(tokens: TokenView, sentences: list[_Piece], index: int) -> bool:
+    """Whether more than one line break separates sentence ``index`` from the one before (a new paragraph)."""
+    gap_start = sentences[index - 1].end if index else 0
+    return sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[index].start) if tokens.space[i]) > 1
 
 
 def _subject(results: list[ClauseResult], base: dict[str, str]) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ def check_readable(words: list[str], known: frozenset[str]) -> None:
     words = [word for word in words if len(word) > 1]
     if len(words) < MIN_WORDS:
         return
-    share = sum(word in known for word in words) / len(words)
+    share = sum(map(known.__contains__, words)) / len(words)
     if share < MIN_KNOWN:
         raise UnreadableReport(
             f"not read: only {share:.0%} of its {len(words)} words are English or radiology words the parser knows "

@@ -114,9 +114,13 @@ def make_report_terms(nlp: Language, name: str, *, lexicon_dir: str) -> ReportTe
 def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
     """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples."""
     kept, seen = [], set()
-    by_start = sorted(matches, key=itemgetter(0))  # then longest first, keeping start order among equals (stable)
-    for match in sorted(by_start, key=lambda m: m[1] - m[0], reverse=True):
+    for match in sorted(matches, key=_longest_then_first):
         if match[0] not in seen and match[1] - 1 not in seen:
             kept.append(match)
             seen.update(range(match[0], match[1]))
-    return sorted(kept, key=lambda m: m[0])
+    return sorted(kept, key=itemgetter(0))
+
+
+def _longest_then_first(match: tuple[int, int, Any]) -> tuple[int, int]:
+    """Sort key: longest first, then earliest start; equal keys keep the matcher's order (a stable sort)."""
+    return match[0] - match[1], match[0]
