@@ -123,13 +123,14 @@ class _ClauseGrounder:
         lexicon = rules.lexicon
         self.tokens = token_view(doc)
         negated, hedged = flagged_spans(doc, "negex", "findings"), flagged_spans(doc, "hedged", "findings")
-        entries = lexicon.findings
-        self.findings = [_Finding(start, end, entries[key], self._negated(start, end, negated), (start, end) in hedged)
+        entries, lower = lexicon.findings, self.tokens.lower
+        prefixed = "non" in lower or "non-" in lower  # most reports have no "non": no finding needs the look-back
+        self.findings = [_Finding(start, end, entries[key],
+                                  (start, end) in negated or (prefixed and _after_non(lower, start)), (start, end) in hedged)
                          for start, end, key in plain_spans(doc, "findings")]
         self.findings.sort(key=_start)
         self.side, self.base = rules.side, rules.base
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
-        lower = self.tokens.lower
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
         self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
         self.cues_here = False  # the current clause holds one of ``side_cues``
@@ -348,12 +349,6 @@ class _ClauseGrounder:
             # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
             finding.sides, finding.own = frozenset(sides), _side_set(sides)
 
-    def _negated(self, start: int, end: int, negex: set[tuple[int, int]]) -> bool:
-        if (start, end) in negex:
-            return True
-        previous = self.tokens.lower[max(0, start - 2):start]
-        return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
-
     def _implied(self, ent: _Finding, entry: FindingEntry, mentions: list[_Mention], context: list[_Mention],
                  clause: _Piece) -> tuple[str, ...]:
         """Units of a finding that names its organ; sides from the clause, then the sentence, then itself."""
@@ -556,6 +551,12 @@ def _inside(items: list, starts: list[int], clause: _Piece) -> list:
     while inside and inside[-1].end > end:
         inside.pop()
     return inside
+
+
+def _after_non(lower: list[str], start: int) -> bool:
+    """Whether the finding at ``start`` follows "non"/"non-" ("non-calcified nodule"): negated, whatever NegEx says."""
+    previous = lower[max(0, start - 2):start]
+    return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
 
 
 def _start(item: _Mention | _Finding) -> int:
