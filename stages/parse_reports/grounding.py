@@ -437,9 +437,8 @@ class _ClauseGrounder:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)
         self._set_sides(findings, clause)
-        entries = [finding.entry for finding in findings]
         mention_source = "clause"
-        if not mentions and carried and not any(entry.organs for entry in entries):
+        if not mentions and carried and not any(ent.entry.organs for ent in findings):
             mentions, mention_source = carried, "context"
         heading_end = self._update_heading(clause, mentions)
         if heading_end is not None:
@@ -455,11 +454,14 @@ class _ClauseGrounder:
             for unit in mention.units:
                 result.place(unit, mention_source)
         groups = self._groups(mentions) if mentions else []
-        implied = {ent.start: self._implied(ent, entry, mentions, context, clause)
-                   for ent, entry in zip(findings, entries) if entry.organs} if findings else {}
+        implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
+        for ent in findings:
+            if ent.entry.organs:
+                implied[ent.start] = self._implied(ent, ent.entry, mentions, context, clause)
         implied_units = [unit for units in implied.values() for unit in units] if implied else []
         sided_groups: dict[int, set[str] | None] = {}
-        for ent, entry in zip(findings, entries):
+        for ent in findings:
+            entry = ent.entry
             placement = _Placement(implied[ent.start]) if ent.start in implied else \
                 self._place(ent, entry, groups, implied_units, clause)
             if placement.group is not None:
@@ -471,8 +473,8 @@ class _ClauseGrounder:
         if not result.units and self.heading and not (
                 any(not ent.negated for ent in findings) and self.region_heading) and not (
                 findings and self.named_region):
-            for ent, entry in zip(findings, entries):
-                self._record(result, ent, entry, self.heading, "heading")
+            for ent in findings:
+                self._record(result, ent, ent.entry, self.heading, "heading")
             for unit in self.heading:
                 result.place(unit, "heading")
             result.unplaced = []
@@ -587,7 +589,9 @@ def _tidy(tokens: TokenView, start: int, end: int) -> str:
         start += 1
     while end > start and (text[end - 1] in {",", ";", ":", "-"} or space[end - 1]):
         end -= 1
-    text = " ".join(tokens.text_of(start, end).split())
+    text = tokens.text_of(start, end)
+    if True in space[start:end]:  # only whitespace tokens hold line breaks or runs of spaces (spaCy splits at whitespace)
+        text = " ".join(text.split())
     if not text:
         return ""
     if text[-1] not in ".?!":
@@ -628,6 +632,8 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
 def _blank_line_before(tokens: TokenView, sentences: list[_Piece], index: int) -> bool:
     """Whether more than one line break separates sentence ``index`` from the one before (a new paragraph)."""
     gap_start = sentences[index - 1].end if index else 0
+    if gap_start >= sentences[index].start:
+        return False  # no token between the sentences (most)
     return sum(tokens.text[i].count("\n") for i in range(gap_start, sentences[index].start) if tokens.space[i]) > 1
 
 
