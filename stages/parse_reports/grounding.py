@@ -134,9 +134,9 @@ class _ClauseGrounder:
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
         self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
         self.cues_here = False  # the current clause holds one of ``side_cues``
-        terms = [lexicon.organ_terms[int(index)] for _, _, index in plain_spans(doc, "organs")]
-        self.mentions = [_Mention(start, end, term, term.bases)
-                         for (start, end, _), term in zip(plain_spans(doc, "organs"), terms)]
+        terms = rules.organ_term
+        self.mentions = [_Mention(start, end, terms[index], terms[index].bases)
+                         for start, end, index in plain_spans(doc, "organs")]
         self.mentions.sort(key=_start)
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
         self.mention_starts = [m.start for m in self.mentions]
@@ -601,14 +601,15 @@ def _tidy(tokens: TokenView, start: int, end: int) -> str:
 
 def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
     """Ground every clause of the report sections (FINDINGS, IMPRESSION) to organ units."""
-    grounder, lexicon = _ClauseGrounder(doc, rules), rules.lexicon
+    grounder, report_sections = _ClauseGrounder(doc, rules), rules.lexicon.report_sections
     tokens = grounder.tokens
-    sentences = [_Piece(*bounds) for bounds in plain_spans(doc, "sentences")]
+    sentences = list(map(_Piece._make, plain_spans(doc, "sentences")))
+    last_sentence = len(sentences) - 1
     results: list[ClauseResult] = []
     sentence_index, previous, last, carried, section = -1, [], [], [], None
     sentence_results: list[ClauseResult] = []
     for clause in map(_Piece._make, plain_spans(doc, "clauses")):
-        while sentence_index + 1 < len(sentences) and sentences[sentence_index + 1].start <= clause.start:
+        while sentence_index < last_sentence and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
             carried = last if after_semicolon else []
@@ -618,7 +619,7 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
             if clause.label != section or _blank_line_before(tokens, sentences, sentence_index):
                 grounder.new_paragraph()
         section = clause.label
-        if section not in lexicon.report_sections:
+        if section not in report_sections:
             continue
         result, last = grounder.ground(clause, sentence_index, previous, carried)
         sentence_results.append(result)

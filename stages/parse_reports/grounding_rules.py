@@ -13,10 +13,12 @@ from stages.parse_reports.lexicon import Lexicon
 
 
 class GroundingRules:
-    """Per-lexicon tables: unit sides and bases, finding phrases per unit, sided-organ resolution."""
+    """Per-lexicon tables: organ terms by span value, unit sides and bases, finding phrases per unit, sided-organ
+    resolution."""
 
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
+        self.organ_term = {str(index): term for index, term in enumerate(lexicon.organ_terms)}  # the terms' span value
         units = organ_units()
         self.side = {name: unit.side for name, unit in units.items()}
         self.base = {name: unit.base for name, unit in units.items()}
