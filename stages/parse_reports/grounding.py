@@ -139,6 +139,7 @@ class _ClauseGrounder:
                          for start, end, index in plain_spans(doc, "organs")]
         self.mentions.sort(key=_start)
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
+        self.part_words = any(m.term.owners for m in self.mentions)  # "right lobe", "upper pole": see _own_parts
         self.mention_starts = [m.start for m in self.mentions]
         self.finding_starts = [f.start for f in self.findings]
         self.heading: tuple[str, ...] = ()
@@ -262,7 +263,7 @@ class _ClauseGrounder:
 
     def _own_parts(self, mentions: list[_Mention], context: list[_Mention]) -> list[_Mention]:
         """Give each part-word the organ that owns it in this context (see rule 1); drop it if none."""
-        if not any(m.term.owners for m in mentions):
+        if not self.part_words or not any(m.term.owners for m in mentions):
             return mentions
         named = [m for m in mentions if not m.term.owners]
         kept = []
