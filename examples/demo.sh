@@ -11,9 +11,9 @@ SIZE=${DEMO_SIZE:-small}
 ENCODER=${ENCODER:-cnn}
 OUT=${DEMO_DIR:-demo}
 case "$SIZE" in
-  ci)    TRAIN=6; TEST=3; EPOCHS=1; BATCH=4 ;;
-  small) TRAIN=60; TEST=40; EPOCHS=3; BATCH=32 ;;
-  full)  TRAIN=200; TEST=100; EPOCHS=8; BATCH=64 ;;
+  ci)    TRAIN=6; TEST=3; TRAIN_OPTS=(--epochs 1 --batch-size 4) ;;
+  small) TRAIN=60; TEST=40; TRAIN_OPTS=(--batch-size 32) ;;  # 54 training scans: global needs a batch <= 54
+  full)  TRAIN=200; TEST=100; TRAIN_OPTS=() ;;                # the README's protocol: every training default
   *) echo "DEMO_SIZE must be ci, small or full, got $SIZE" >&2; exit 2 ;;
 esac
 WORKERS=${WORKERS:-2}
@@ -36,9 +36,9 @@ ctglip cache --ct-dir "$OUT/train/ct" --masks-dir "$OUT/train/segmentations" \
   --reports-dir "$OUT/train/parsed" -o "$OUT/train/cache" "${CACHE_OPTS[@]}"
 
 for mode in grounded global; do
-  step "pretrain $mode ($ENCODER, $EPOCHS epochs)"
+  step "pretrain $mode ($ENCODER, ${TRAIN_OPTS[*]:-preset defaults})"
   ctglip pretrain "$OUT/train/cache" -o "$OUT/runs/$mode-$ENCODER" --mode "$mode" --encoder "$ENCODER" \
-    --config tiny --epochs "$EPOCHS" --batch-size "$BATCH" --device cpu
+    --config tiny "${TRAIN_OPTS[@]}" --device cpu
   step "zeroshot $mode on the test split"
   ctglip zeroshot "$OUT/runs/$mode-$ENCODER/final.pt" --ct-dir "$OUT/test/ct" \
     --masks-dir "$OUT/test/segmentations" --labels "$OUT/test/labels.csv" \
