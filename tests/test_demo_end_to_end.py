@@ -61,6 +61,34 @@ def test_demo_runs_every_stage_and_writes_the_results_table(tmp_path):
     metrics = json.loads((out / "zeroshot" / "grounded-cnn" / "metrics.json").read_text())
     assert f"| 6 | {metrics['abnormality']['macro']['auc']['value']:.3f} [" in curve.stdout, curve.stdout
 
+    # the text- and image-side ceilings read the cache, the labels and a global checkpoint's projection
+    ceilings = subprocess.run([sys.executable, str(ROOT / "examples" / "global_ceilings.py"), "--cache",
+                               str(out / "train" / "cache"), "--labels", str(out / "train" / "labels.csv"),
+                               "--checkpoint", str(out / "runs" / "global-cnn" / "final.pt"), "--out",
+                               str(out / "ceilings")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert ceilings.returncode == 0, ceilings.stderr[-3000:]
+    table = (out / "ceilings" / "ceilings.md").read_text()
+    findings = {line.split(",")[1] + " / " + line.split(",")[2]
+                for line in (out / "train" / "labels.csv").read_text().splitlines()[1:]}
+    assert all(f"| {finding} |" in table for finding in findings) and "| macro /  |" in table, table
+    assert "global text ceiling, global projection" in table.splitlines()[2]
+    assert (out / "ceilings" / "ceilings.png").stat().st_size > 1000
+
+
+def test_text_ceiling_orders_texts_by_the_prompt_direction_and_the_probe_finds_a_density_shift():
+    sys.path.insert(0, str(ROOT / "examples"))
+    from global_ceilings import probe_auc, text_scores
+
+    direction = np.array([1.0, -1.0, 0.0])
+    texts = np.array([[0.9, 0.1, 0.3], [0.1, 0.9, 0.3], [0.6, 0.4, 0.3]])
+    assert np.argsort(text_scores(texts, direction)).tolist() == [1, 2, 0]
+    rng = np.random.default_rng(0)
+    present = rng.integers(0, 2, size=200).astype(float)
+    histograms = rng.normal(size=(200, 8))
+    histograms[:, 3] += 1.5 * present  # the finding moves one bin
+    assert probe_auc(histograms, present) > 0.8
+    assert abs(probe_auc(rng.normal(size=(200, 8)), present) - 0.5) < 0.15
+
 
 def test_ceiling_oracle_finds_reports_that_follow_the_findings_and_not_wording_noise():
     sys.path.insert(0, str(ROOT / "examples"))
