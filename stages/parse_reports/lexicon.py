@@ -258,6 +258,14 @@ def _negation_termset(spec: dict[str, Any], path: Path) -> dict[str, list[str]]:
     return result
 
 
+def _hedge_termination(negation_terms: list[str], spec: dict[str, list[str]], path: Path) -> list[str]:
+    """Negation termination terms minus ``remove`` (links a hedge reaches across), plus ``add``."""
+    if not isinstance(spec, dict):
+        raise LexiconError(f"{path}: 'termination' must be an object with 'add' and 'remove' lists")
+    removed = set(spec.get("remove", []))
+    return [term for term in negation_terms if term not in removed] + list(spec.get("add", []))
+
+
 def plural_forms(word: str, irregular: Mapping[str, list[str]]) -> set[str]:
     """English plural forms of a lexicon word (rules plus the irregular table)."""
     forms = set(irregular.get(word, ()))
@@ -330,7 +338,8 @@ def load_lexicon(folder: Path | None = None) -> Lexicon:
     hedging = _read(folder, "hedging.json")
     negation = _negation_termset(_read(folder, "negation.json"), folder / "negation.json")
     hedge_sets = {key: list(hedging.get(key, [])) for key in NEGEX_KEYS[:3]}
-    hedge_sets["termination"] = negation["termination"] + list(hedging.get("termination", []))
+    hedge_sets["termination"] = _hedge_termination(negation["termination"], hedging.get("termination", {}),
+                                                   folder / "hedging.json")
     headers = {phrase.lower(): kind for kind, phrases in sections.get("headers", {}).items() for phrase in phrases}
     side_words = {word: side for side, words in language.get("side_words", {}).items() for word in words}
     return Lexicon(
