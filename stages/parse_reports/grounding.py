@@ -15,6 +15,11 @@ Rules, in the order they apply inside one clause:
    other findings belong to the nearest group (commas count as distance), else to the organs implied
    by other findings in the clause, the current "Organ:" heading, or the finding's fallback organ.
 4. A clause naming only a side ("..., the right is normal") refers to the organ of the clause before.
+
+A line that is only a heading ("Upper abdomen:", "Lungs and airways:", "Upper abdominal organs included in
+the sections:", "Lymph nodes:": it ends with ":" and states no finding) sets the heading for the lines after
+it, across a blank line too, as "Heading: text" on one line does; it describes nothing itself. One naming no
+organ ends the previous heading (a heading starts a new topic).
 """
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ class ClauseResult:
     units: dict[str, list[FindingResult]] = field(default_factory=dict)
     unplaced: list[FindingResult] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # unit -> what placed it there (see SOURCES)
+    heading: bool = False  # a heading-only line: it sets the context and describes no organ
 
     def place(self, unit: str, source: str) -> None:
         """Note that ``source`` grounds ``unit`` here; the most trusted source is kept."""
@@ -144,6 +150,7 @@ class _ClauseGrounder:
         self.finding_starts = [f.start for f in self.findings]
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
+        self.after_heading_line = False  # the sentence before was a heading-only line (a blank line keeps its heading)
         self._subject: tuple[str, ...] | None = ()  # see ``subject``; None: not worked out yet
         self._previous_results: list[ClauseResult] = []
         self.sentence = _Piece(0, 0, "")  # the current sentence; its words cue a finding's prior
@@ -438,6 +445,13 @@ class _ClauseGrounder:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)
         self._set_sides(findings, clause)
+        self.after_heading_line = not findings and self._heading_line(clause)
+        if self.after_heading_line:
+            region = self._region_at(clause)
+            self.heading, self.named_region = (region[1], True) if region else (
+                tuple(dict.fromkeys(u for m in mentions for u in m.units)), False)
+            self.subject = ()
+            return ClauseResult(sentence, clause.label, "", heading=True), []
         mention_source = "clause"
         if not mentions and carried and not any(ent.entry.organs for ent in findings):
             mentions, mention_source = carried, "context"
@@ -532,6 +546,11 @@ class _ClauseGrounder:
             return last + 1
         return None
 
+    def _heading_line(self, clause: _Piece) -> bool:
+        """The clause is a whole sentence ending with ":" (before a line break): a heading alone on its line."""
+        return (clause.start == self.sentence.start and clause.end == self.sentence.end
+                and self.tokens.text[clause.end - 1] == ":")
+
     def _region_at(self, clause: _Piece) -> tuple[int, tuple[str, ...]] | None:
         """(token after the mark, units) of a region heading opening the clause ("Upper abdomen:"), if any."""
         lower = self.tokens.lower
@@ -617,7 +636,8 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
             previous = []
             grounder.new_sentence(sentences[sentence_index], sentence_results)
             sentence_results = []
-            if clause.label != section or _blank_line_before(tokens, sentences, sentence_index):
+            if clause.label != section or (_blank_line_before(tokens, sentences, sentence_index)
+                                           and not grounder.after_heading_line):
                 grounder.new_paragraph()
         section = clause.label
         if section not in report_sections:
@@ -626,7 +646,7 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
         sentence_results.append(result)
         carried = []
         previous = previous + last
-        if result.units or result.unplaced:
+        if result.units or result.unplaced or result.heading:
             results.append(result)
     return results
 

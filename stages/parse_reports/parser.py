@@ -155,11 +155,11 @@ class ReportParser:
 
     def _collect(self, doc: Doc, organs: dict[str, OrganReport], certain: dict[str, set[str]],
                  unassigned: list[UnassignedSentence]) -> int:
-        grounded: set[int] = set()
+        accounted: set[int] = set()  # sentences grounded to an organ, or heading-only lines
         unplaced: dict[int, list[str]] = {}
         for clause in doc._.report_clauses:
-            if clause.units:
-                grounded.add(clause.sentence)
+            if clause.units or clause.heading:
+                accounted.add(clause.sentence)
             if clause.unplaced:
                 unplaced.setdefault(clause.sentence, []).extend(f.phrase for f in clause.unplaced if not f.negated)
             for unit, findings in clause.units.items():
@@ -182,7 +182,7 @@ class ReportParser:
             if section not in self.lexicon.report_sections:
                 continue
             counted += 1
-            if index not in grounded:
+            if index not in accounted:
                 unassigned.append(UnassignedSentence(section=section, text=tidy_text(doc, start, end),
                                                      abnormalities=list(dict.fromkeys(unplaced.get(index, [])))))
         return counted
