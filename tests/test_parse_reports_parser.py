@@ -266,3 +266,37 @@ def test_lexicon_refuses_unknown_organs_in_priors(tmp_path, entry):
     (folder / "findings.json").write_text(entry)
     with pytest.raises(LexiconError, match=r"findings.json.*nowhere"):
         load_lexicon(folder)
+
+
+@pytest.mark.parametrize(("heading", "text"), [
+    ("Upper abdomen:", "Millimetric calculus is observed."),
+    ("MEDIASTINUM:", "Calcified atheroma plaques in the arch. No pericardial effusion."),
+    ("Lungs and airways:", "A 4 mm nodule is observed."),
+    ("Upper abdominal organs included in the sections:", "Sludge is observed."),
+    ("Bones:", "Degenerative changes."),
+    ("Kidneys:", "Normal."),
+])
+def test_a_heading_alone_on_its_line_sets_the_context_like_an_inline_heading(parser, heading, text):
+    inline, alone, blank = (parser.parse(findings=heading + joiner + text) for joiner in (" ", "\n", "\n\n"))
+    assert not alone.unassigned and not blank.unassigned
+    assert states(alone) == states(blank) == states(inline) and states(alone)
+    assert all(heading.rstrip(":") not in " ".join(row.texts) for row in alone.organs.values())
+
+
+def test_a_heading_line_naming_no_organ_ends_the_previous_heading(parser):
+    report = parser.parse(findings="Liver: normal in size.\nLymph nodes:\nNo enlarged lymph nodes.\nFindings:\nOther:")
+    assert states(report) == {"liver": "normal"}
+    assert [s.text for s in report.unassigned] == ["No enlarged lymph nodes."]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Right pleural effusion, which may be secondary to heart failure.", {"lung_right": "abnormal", "heart": "normal"}),
+    ("The appearance in the left lower lobe may be secondary to atelectasis.", {"lung_left": "uncertain"}),
+    ("Findings in the left lower lobe may be compatible with pneumonia.", {"lung_left": "uncertain"}),
+    ("Consolidation in the left lower lobe, compatible with pneumonia.", {"lung_left": "abnormal"}),
+    ("Appearance in favor of emphysema in both lungs.", {"lung_left": "abnormal", "lung_right": "abnormal"}),
+    ("Metastasis cannot be completely excluded in the liver.", {"liver": "uncertain"}),
+    ("Density increase in the right lower lobe is likely related to atelectasis.", {"lung_right": "abnormal"}),
+])
+def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
+    assert states(parser.parse(findings=text)) == expected

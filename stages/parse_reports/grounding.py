@@ -42,6 +42,7 @@ GROUP_CONNECTORS = {",", "and", "or", "/", "&", "the", "both", "of", "as", "well
 INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
 PUNCT_COST = 5
 HEADING_MARKS = {":", "-", "–"}
+HEADING_TAIL = 6  # words that may follow a heading's organ words before its ":" ("... included in the sections:")
 SOURCES = ("clause", "context", "heading", "prior")  # most trusted first
 SOURCE_RANK = {source: rank for rank, source in enumerate(SOURCES)}
 LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
@@ -540,10 +541,25 @@ class _ClauseGrounder:
         if not mentions or mentions[0].start != clause.start or mentions[0].end <= clause.start:
             return None
         first_group = self._groups(mentions)[0]
-        last = first_group[-1].end
-        if last < clause.end and self.tokens.text[last] in HEADING_MARKS:
+        mark = self._heading_mark(first_group[-1].end, clause.end)
+        if mark is not None:
             self.heading, self.named_region = tuple(dict.fromkeys(u for m in first_group for u in m.units)), False
-            return last + 1
+            return mark + 1
+        return None
+
+    def _heading_mark(self, start: int, end: int) -> int | None:
+        """The mark ending a heading whose organ words end at ``start``: right there ("Liver:", "Liver -"), or a
+        ":" after a few words naming no finding nor other organ ("Upper abdominal organs included in the sections:")."""
+        text, punct = self.tokens.text, self.tokens.punct
+        if start < end and text[start] in HEADING_MARKS:
+            return start
+        for index in range(start, min(end, start + HEADING_TAIL)):
+            if text[index] == ":":
+                tail = _Piece(start, index, "")
+                stated = _inside_range(self.finding_starts, tail) or _inside_range(self.mention_starts, tail)
+                return None if stated else index
+            if punct[index]:
+                return None
         return None
 
     def _heading_line(self, clause: _Piece) -> bool:
