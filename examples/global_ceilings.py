@@ -15,7 +15,8 @@ negative ones. This script measures both on a labelled training cache, without t
     python examples/global_ceilings.py --cache data/train/cache --labels data/train/labels.csv \\
         --checkpoint runs/global/final.pt --out runs/ceilings
 
-Prints a per-finding table and writes OUT/ceilings.md and OUT/ceilings.png.
+Prints a per-finding table and writes OUT/ceilings.md and OUT/ceilings.png; a finding that has no positive
+(or no negative) scan among these reads nan rather than being left out.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def main() -> None:
     labels = read_labels(args.labels)
     pairs = sorted(set(zip(labels["organ"], labels["abnormality"])))
     encoder = load_text_encoder(organs.text_encoder, None, torch.device("cpu"))
-    stored = torch.from_numpy(organs.text_embeddings)  # the cache's frozen embedding of every training text
+    stored = torch.from_numpy(organs.text_embeddings.copy())  # the cache's frozen embedding of every training text
     spaces = {"frozen": (lambda embeddings: embeddings, stored)}
     if args.checkpoint:
         model, checkpoint = load_checkpoint(args.checkpoint)
@@ -114,6 +115,7 @@ def main() -> None:
     table["image probe (scan histogram)"] = [probe[(o, a)] for o, a in zip(table["organ"], table["abnormality"])]
     wide = table.pivot_table(index=["organ", "abnormality"], columns="space",
                              values=["global text ceiling", "grounded text ceiling"])
+    wide = wide.reindex(pd.MultiIndex.from_tuples(pairs))  # pivot_table drops all-nan rows; keep every finding
     # a model's projection is shown for its own kind of text only (a global model never saw organ texts)
     wide = wide[[(kind, space) for kind, space in wide.columns if space == "frozen" or kind.startswith(space.split()[0])]]
     wide.columns = [f"{kind}, {space}" for kind, space in wide.columns]
