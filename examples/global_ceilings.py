@@ -112,7 +112,6 @@ def main() -> None:
     histograms = log_fractions(torch.from_numpy(np.stack(volumes.index["density"].to_numpy()))).numpy()
     probe = {(organ, abnormality): probe_auc(histograms, present[(organ, abnormality)].reindex(
         volumes.index["scan_id"]).to_numpy().astype(float)) for organ, abnormality in pairs}
-    table["image probe (scan histogram)"] = [probe[(o, a)] for o, a in zip(table["organ"], table["abnormality"])]
     wide = table.pivot_table(index=["organ", "abnormality"], columns="space",
                              values=["global text ceiling", "grounded text ceiling"])
     wide = wide.reindex(pd.MultiIndex.from_tuples(pairs))  # pivot_table drops all-nan rows; keep every finding
