@@ -6,6 +6,8 @@ import pytest
 from stages.parse_reports import ReportParser
 from stages.parse_reports.lexicon import LEXICON_DIR, LexiconError, load_lexicon, plural_forms
 from stages.parse_reports.parser import split_long_text
+from stages.parse_reports.pipeline import build_pipeline
+from stages.parse_reports.tokens import flagged_spans, plain_spans, sentence_starts
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,14 @@ def test_pipeline_is_spacy_with_registered_components(parser):
         assert radiology_term in negation_terms
 
 
-def test_sentences_survive_measurements_lists_abbreviations_and_missing_final_period(parser):
-    doc = parser.nlp("1. A 2.3 x 1.8 cm lesion in the liver, approx. 5 mm from the capsule. 2. Dr. Smith was informed\n"
+@pytest.fixture(scope="module")
+def annotating_nlp():
+    """The pipeline as a spaCy user builds it: ``doc.spans``, sentence starts and ``span._`` flags written."""
+    return build_pipeline()
+
+
+def test_sentences_survive_measurements_lists_abbreviations_and_missing_final_period(annotating_nlp):
+    doc = annotating_nlp("1. A 2.3 x 1.8 cm lesion in the liver, approx. 5 mm from the capsule. 2. Dr. Smith was informed\n"
                      "- No pleural effusion\n- Heart normal")
     sentences = [span.text for span in doc.spans["sentences"]]
     assert sentences == ["A 2.3 x 1.8 cm lesion in the liver, approx. 5 mm from the capsule.",
@@ -300,3 +308,21 @@ def test_a_heading_line_naming_no_organ_ends_the_previous_heading(parser):
 ])
 def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
     assert states(parser.parse(findings=text)) == expected
+
+
+def test_spacy_annotations_match_the_plain_tuples_the_parser_reads(parser, annotating_nlp):
+    """The parser's pipeline skips the spaCy annotations; a pipeline writing them grounds the same way, and what
+    it writes is what the components pass each other."""
+    text = ("FINDINGS:\nLiver: 2 cm hypodense lesion in the right lobe, possibly a cyst. No pleural effusion; the right "
+            "kidney is normal, left renal calculus. Heart: cardiomegaly?\n\nIMPRESSION:\nNo hepatic metastasis.")
+    annotated, plain = annotating_nlp(text), parser.nlp(text)
+    assert annotated._.report_clauses == plain._.report_clauses and plain._.report_clauses
+    assert not plain.spans and annotated.spans
+    for key in ("section_headers", "sections", "organs", "sides", "findings", "sentences", "clauses"):
+        written = [(span.start, span.end, span.kb_id_ or span.label_) for span in annotated.spans[key]]
+        assert written == plain_spans(annotated, key) == plain_spans(plain, key), key
+    assert [sentence.start for sentence in annotated.sents] == sentence_starts(annotated) == sentence_starts(plain)
+    negated = {(span.start, span.end) for span in annotated.spans["findings"] if span._.negex}
+    hedged = {(span.start, span.end) for span in annotated.spans["findings"] if span._.hedged}
+    assert negated == flagged_spans(plain, "negex", "findings") and hedged == flagged_spans(plain, "hedged", "findings")
+    assert negated and hedged

@@ -10,30 +10,25 @@ from __future__ import annotations
 from bisect import bisect_left
 from pathlib import Path
 
-import numpy
-from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
-from stages.parse_reports.sentences import set_sentence_starts
-from stages.parse_reports.tokens import plain_spans, store_spans, token_view
+from stages.parse_reports.tokens import plain_spans, sentence_starts, store_sentence_starts, store_spans, token_view
 
 
 class ReportClauses:
     """Clause spans; clause starts join the Doc's sentence starts."""
 
-    def __init__(self, lexicon: Lexicon):
-        self.lexicon = lexicon
+    def __init__(self, lexicon: Lexicon, doc_annotations: bool = True):
+        self.lexicon, self.doc_annotations = lexicon, doc_annotations
 
     def __call__(self, doc: Doc) -> Doc:
         features = _TokenFeatures(doc, self.lexicon)
         clauses = [(start, end, section) for sentence_start, sentence_end, section in plain_spans(doc, "sentences")
                    for start, end in features.split_clauses(sentence_start, sentence_end)]
-        if len(doc):
-            starts = numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist()
-            set_sentence_starts(doc, starts + [start for start, _, _ in clauses])
-        store_spans(doc, "clauses", clauses)
+        store_sentence_starts(doc, sentence_starts(doc) + [start for start, _, _ in clauses], self.doc_annotations)
+        store_spans(doc, "clauses", clauses, annotate=self.doc_annotations)
         return doc
 
 
@@ -102,6 +97,6 @@ class _TokenFeatures:
         return clauses
 
 
-@Language.factory("ctglip_report_clauses", default_config={"lexicon_dir": ""})
-def make_report_clauses(nlp: Language, name: str, *, lexicon_dir: str) -> ReportClauses:
-    return ReportClauses(load_lexicon(Path(lexicon_dir) if lexicon_dir else None))
+@Language.factory("ctglip_report_clauses", default_config={"lexicon_dir": "", "doc_annotations": True})
+def make_report_clauses(nlp: Language, name: str, *, lexicon_dir: str, doc_annotations: bool) -> ReportClauses:
+    return ReportClauses(load_lexicon(Path(lexicon_dir) if lexicon_dir else None), doc_annotations)

@@ -92,7 +92,7 @@ class ReportParser:
 
     def __init__(self, lexicon_dir: Path | None = None):
         self.lexicon = load_lexicon(lexicon_dir)
-        self.nlp = build_pipeline(lexicon_dir)
+        self.nlp = build_pipeline(lexicon_dir, doc_annotations=False)  # it reads the components' plain tuples
         self.known_words = known_words(self.lexicon)
 
     def _docs(self, text: str, section: str, column_text: bool) -> list[Doc]:

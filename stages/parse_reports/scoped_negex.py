@@ -15,21 +15,21 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-import numpy
 from negspacy.negation import Negex
-from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from stages.parse_reports.tokens import plain_spans, store_flags
+from stages.parse_reports.tokens import plain_spans, sentence_starts, store_flags
 
 
 class ScopedNegex(Negex):
+    def __init__(self, *args, doc_annotations: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.doc_annotations = doc_annotations
+
     def termination_boundaries(self, doc: Doc, terminating: list) -> list[tuple[int, int]]:
-        """negspacy's boundaries, with the sentence starts read from one array instead of ``doc.sents`` spans."""
-        starts = sorted(numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist() if len(doc) else [])
-        starts = sorted(([0] if starts[:1] != [0] and len(doc) else []) + starts + [t[1] for t in terminating]
-                        + [len(doc)])
+        """negspacy's boundaries, with the sentence starts the clause component kept instead of ``doc.sents`` spans."""
+        starts = sorted(sentence_starts(doc) + [t[1] for t in terminating] + [len(doc)])
         return list(zip(starts, starts[1:]))
 
     def negex(self, doc: Doc) -> Doc:
@@ -52,14 +52,16 @@ class ScopedNegex(Negex):
                     continue
                 if first_preceding.get(scope, start) < start or last_following.get(scope, end) > end:
                     flagged.append((start, end))
-        for start, end in flagged:
-            doc[start:end]._.set(self.extension_name, True)
+        if self.doc_annotations:
+            for start, end in flagged:
+                doc[start:end]._.set(self.extension_name, True)
         store_flags(doc, self.extension_name, flagged)
         return doc
 
 
 @Language.factory("ctglip_negex", default_config={"neg_termset": {}, "extension_name": "negex",
-                                                  "span_keys": ["findings"]})
+                                                  "span_keys": ["findings"], "doc_annotations": True})
 def make_scoped_negex(nlp: Language, name: str, *, neg_termset: dict[str, list[str]], extension_name: str,
-                      span_keys: list[str]) -> ScopedNegex:
-    return ScopedNegex(nlp, name, neg_termset, extension_name=extension_name, span_keys=span_keys)
+                      span_keys: list[str], doc_annotations: bool) -> ScopedNegex:
+    return ScopedNegex(nlp, name, neg_termset, extension_name=extension_name, span_keys=span_keys,
+                       doc_annotations=doc_annotations)

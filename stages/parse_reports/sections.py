@@ -11,11 +11,10 @@ from pathlib import Path
 
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
-from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
-from stages.parse_reports.tokens import keep_spans
+from stages.parse_reports.tokens import longest_first, store_spans
 
 INITIAL_SECTION = "ctglip_initial_section"
 COLUMN_TEXT = "ctglip_column_text"
@@ -41,44 +40,44 @@ def _first_sentence_end(doc: Doc, start: int, limit: int) -> int:
 class ReportSections:
     """Section headers and sections (see the module docstring)."""
 
-    def __init__(self, nlp: Language, lexicon: Lexicon):
-        self.report_sections = lexicon.report_sections
+    def __init__(self, nlp: Language, lexicon: Lexicon, doc_annotations: bool = True):
+        self.report_sections, self.doc_annotations = lexicon.report_sections, doc_annotations
         self.matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         for phrase, kind in lexicon.section_headers.items():
             self.matcher.add(kind, [nlp.make_doc(phrase)])
 
     def __call__(self, doc: Doc) -> Doc:
         initial = doc.user_data.get(INITIAL_SECTION, "findings")
-        headers: list[Span] = []
+        headers: list[tuple[int, int, str]] = []
+        strings = doc.vocab.strings
         for match_id, start, end in self.matcher(doc):
             if not _line_start(doc, start):
                 continue
             if end < len(doc) and doc[end].text in HEADER_SUFFIXES:
-                headers.append(Span(doc, start, end + 1, label=match_id))
+                headers.append((start, end + 1, strings[match_id]))
             elif end == len(doc) or (doc[end].is_space and "\n" in doc[end].text):
                 if doc[start:end].text.isupper():
-                    headers.append(Span(doc, start, end, label=match_id))
-        headers = filter_spans(headers)
+                    headers.append((start, end, strings[match_id]))
+        headers = longest_first(headers)
         column_text = doc.user_data.get(COLUMN_TEXT, False)
-        sections: list[Span] = []
+        sections: list[tuple[int, int, str]] = []
         cursor, kind = 0, initial
-        for index, header in enumerate(headers):
-            if header.start > cursor:
-                sections.append(Span(doc, cursor, header.start, label=kind))
-            cursor, kind = header.end, header.label_
+        for index, (start, end, label) in enumerate(headers):
+            if start > cursor:
+                sections.append((cursor, start, kind))
+            cursor, kind = end, label
             if column_text and kind not in self.report_sections:
-                limit = headers[index + 1].start if index + 1 < len(headers) else len(doc)
+                limit = headers[index + 1][0] if index + 1 < len(headers) else len(doc)
                 stop = _first_sentence_end(doc, cursor, limit)
-                sections.append(Span(doc, cursor, stop, label=kind))
+                sections.append((cursor, stop, kind))
                 cursor, kind = stop, initial
         if cursor < len(doc):
-            sections.append(Span(doc, cursor, len(doc), label=kind))
-        doc.spans["section_headers"] = headers
-        doc.spans["sections"] = sections
-        keep_spans(doc, "sections", [(span.start, span.end, span.label_) for span in sections])
+            sections.append((cursor, len(doc), kind))
+        store_spans(doc, "section_headers", headers, annotate=self.doc_annotations)
+        store_spans(doc, "sections", sections, annotate=self.doc_annotations)
         return doc
 
 
-@Language.factory("ctglip_report_sections", default_config={"lexicon_dir": ""})
-def make_report_sections(nlp: Language, name: str, *, lexicon_dir: str) -> ReportSections:
-    return ReportSections(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else None))
+@Language.factory("ctglip_report_sections", default_config={"lexicon_dir": "", "doc_annotations": True})
+def make_report_sections(nlp: Language, name: str, *, lexicon_dir: str, doc_annotations: bool) -> ReportSections:
+    return ReportSections(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else None), doc_annotations)

@@ -10,29 +10,19 @@ from __future__ import annotations
 from bisect import bisect_right
 from pathlib import Path
 
-import numpy
-from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 from stages.parse_reports.sections import SENTENCE_END
-from stages.parse_reports.tokens import TokenView, plain_spans, store_spans, token_view
-
-
-def set_sentence_starts(doc: Doc, starts: list[int]) -> None:
-    """Make exactly ``starts`` (and token 0) the Doc's sentence starts."""
-    if len(doc):
-        sent_starts = numpy.full((len(doc), 1), -1, dtype="int64")
-        sent_starts[[0, *starts]] = 1
-        doc.from_array([SENT_START], sent_starts.astype("uint64"))
+from stages.parse_reports.tokens import TokenView, plain_spans, store_sentence_starts, store_spans, token_view
 
 
 class ReportSentences:
     """Sentence spans and sentence starts (see the module docstring)."""
 
-    def __init__(self, lexicon: Lexicon):
-        self.lexicon = lexicon
+    def __init__(self, lexicon: Lexicon, doc_annotations: bool = True):
+        self.lexicon, self.doc_annotations = lexicon, doc_annotations
 
     def _sentence_starts(self, doc: Doc, headers: list[tuple[int, int]]) -> list[int]:
         """Token 0, header bounds, and the token after each line break or end mark that ends a sentence.
@@ -76,7 +66,7 @@ class ReportSentences:
         return True
 
     def __call__(self, doc: Doc) -> Doc:
-        header_spans = [(span.start, span.end) for span in doc.spans["section_headers"]]
+        header_spans = [(start, end) for start, end, _ in plain_spans(doc, "section_headers")]
         starts = self._sentence_starts(doc, header_spans)
         headers = {i for start, end in header_spans for i in range(start, end)}
         sections = plain_spans(doc, "sections")
@@ -92,8 +82,8 @@ class ReportSentences:
             index = bisect_right(section_starts, start) - 1
             label = sections[index][2] if index >= 0 and start < sections[index][1] else "findings"
             sentences.append((start, end, label))
-        set_sentence_starts(doc, starts)
-        store_spans(doc, "sentences", sentences)
+        store_sentence_starts(doc, starts, self.doc_annotations)
+        store_spans(doc, "sentences", sentences, annotate=self.doc_annotations)
         return doc
 
 
@@ -107,6 +97,6 @@ def _skip_markers(tokens: TokenView, start: int, end: int, headers: set[int], ma
     return start
 
 
-@Language.factory("ctglip_report_sentences", default_config={"lexicon_dir": ""})
-def make_report_sentences(nlp: Language, name: str, *, lexicon_dir: str) -> ReportSentences:
-    return ReportSentences(load_lexicon(Path(lexicon_dir) if lexicon_dir else None))
+@Language.factory("ctglip_report_sentences", default_config={"lexicon_dir": "", "doc_annotations": True})
+def make_report_sentences(nlp: Language, name: str, *, lexicon_dir: str, doc_annotations: bool) -> ReportSentences:
+    return ReportSentences(load_lexicon(Path(lexicon_dir) if lexicon_dir else None), doc_annotations)

@@ -6,16 +6,14 @@ One ``PhraseMatcher`` on token norms (so plurals and British spellings match) ->
 """
 from __future__ import annotations
 
-from operator import itemgetter
 from pathlib import Path
-from typing import Any
 
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
-from stages.parse_reports.tokens import store_spans, token_view
+from stages.parse_reports.tokens import longest_first, store_spans, token_view
 
 MODIFIER_WINDOW = 8
 COORDINATORS = {"and", "or", "/"}
@@ -24,8 +22,8 @@ COORDINATORS = {"and", "or", "/"}
 class ReportTerms:
     """Organ, laterality and abnormality phrases, matched on token norms with one PhraseMatcher."""
 
-    def __init__(self, nlp: Language, lexicon: Lexicon):
-        self.lexicon = lexicon
+    def __init__(self, nlp: Language, lexicon: Lexicon, doc_annotations: bool = True):
+        self.lexicon, self.doc_annotations = lexicon, doc_annotations
         for variant, canonical in lexicon.word_norms.items():
             for form in {variant, variant.capitalize(), variant.upper()}:
                 nlp.vocab[form].norm_ = canonical
@@ -69,9 +67,10 @@ class ReportTerms:
         organ_tokens = {i for start, end, _ in organs for i in range(start, end)}
         sides = [side for side in sides if side[0] not in organ_tokens and side[0] not in covered]
         word_tokens = organ_tokens | {i for start, end, _ in sides for i in range(start, end)}
-        store_spans(doc, "findings", self._join_described(doc, findings, word_tokens), kb_label="FINDING")
-        store_spans(doc, "organs", organs, kb_label="ORGAN")
-        store_spans(doc, "sides", sides)
+        annotate = self.doc_annotations
+        store_spans(doc, "findings", self._join_described(doc, findings, word_tokens), "FINDING", annotate)
+        store_spans(doc, "organs", organs, "ORGAN", annotate)
+        store_spans(doc, "sides", sides, annotate=annotate)
         return doc
 
     def _join_described(self, doc: Doc, findings: list[tuple[int, int, str]],
@@ -106,21 +105,6 @@ class ReportTerms:
                    for i in range(start, end))
 
 
-@Language.factory("ctglip_report_terms", default_config={"lexicon_dir": ""})
-def make_report_terms(nlp: Language, name: str, *, lexicon_dir: str) -> ReportTerms:
-    return ReportTerms(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else None))
-
-
-def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
-    """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples."""
-    kept, seen = [], set()
-    for match in sorted(matches, key=_longest_then_first):
-        if match[0] not in seen and match[1] - 1 not in seen:
-            kept.append(match)
-            seen.update(range(match[0], match[1]))
-    return sorted(kept, key=itemgetter(0))
-
-
-def _longest_then_first(match: tuple[int, int, Any]) -> tuple[int, int]:
-    """Sort key: longest first, then earliest start; equal keys keep the matcher's order (a stable sort)."""
-    return match[0] - match[1], match[0]
+@Language.factory("ctglip_report_terms", default_config={"lexicon_dir": "", "doc_annotations": True})
+def make_report_terms(nlp: Language, name: str, *, lexicon_dir: str, doc_annotations: bool) -> ReportTerms:
+    return ReportTerms(nlp, load_lexicon(Path(lexicon_dir) if lexicon_dir else None), doc_annotations)

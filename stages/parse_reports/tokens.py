@@ -5,18 +5,27 @@ at neighbouring tokens many times, so they read these lists instead (computed on
 lists come from one ``Doc.to_array`` call and a per-vocabulary table of word attributes, so building
 them never creates a ``Token`` either (a report repeats few distinct words). Likewise the components
 keep the spans they write as ``(start, end, value)`` tuples beside ``doc.spans`` (a ``Span`` object is
-created on every read of a span group), and the NegEx components the ``(start, end)`` of the spans they flag.
+created on every read of a span group), the sentence starts they set, and the NegEx components the
+``(start, end)`` of the spans they flag.
+
+Writing the spaCy annotations themselves (``doc.spans``, the Doc's sentence starts, ``span._`` flags) is a
+third of the parse time and no component reads them: a pipeline built with ``doc_annotations=False`` (the
+report parser's) keeps only these tuples, and its results are the same.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
 
-from spacy.attrs import IDX, NORM, ORTH, SPACY
+import numpy
+from spacy.attrs import IDX, NORM, ORTH, SENT_START, SPACY
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
 VIEW_KEY = "ctglip_token_view"
 SPANS_KEY = "ctglip_plain_spans"
+STARTS_KEY = "ctglip_sentence_starts"
 FLAGS_KEY = "ctglip_span_flags"
 _WORDS: dict[int, tuple[Vocab, dict[int, tuple[str, str, bool, bool, bool, bool]]]] = {}
 _WHITESPACE = ("", " ")
@@ -77,12 +86,16 @@ def token_view(doc: Doc) -> TokenView:
     return view
 
 
-def store_spans(doc: Doc, key: str, items: list[tuple[int, int, str]], kb_label: str | None = None) -> None:
-    """Write ``doc.spans[key]`` from ``(start, end, value)`` and keep the tuples for the rule components.
+def store_spans(doc: Doc, key: str, items: list[tuple[int, int, str]], kb_label: str | None = None,
+                annotate: bool = True) -> None:
+    """Keep ``(start, end, value)`` for the rule components and, if ``annotate``, write ``doc.spans[key]`` from them.
 
     ``value`` is each span's label, or its ``kb_id`` when ``kb_label`` gives the one label of the group. Labels
     are passed as string ids (a ``Span`` made from a string label costs twice as much).
     """
+    keep_spans(doc, key, items)
+    if not annotate:
+        return
     strings = doc.vocab.strings
     ids = {value: strings.add(value) for value in {item[2] for item in items} | {kb_label or ""}}
     if kb_label is None:
@@ -90,7 +103,6 @@ def store_spans(doc: Doc, key: str, items: list[tuple[int, int, str]], kb_label:
     else:
         label = ids[kb_label]
         doc.spans[key] = [Span(doc, start, end, label=label, kb_id=ids[value]) for start, end, value in items]
-    keep_spans(doc, key, items)
 
 
 def keep_spans(doc: Doc, key: str, items: list[tuple[int, int, str]]) -> None:
@@ -106,6 +118,24 @@ def plain_spans(doc: Doc, key: str) -> list[tuple[int, int, str]]:
     return cached
 
 
+def store_sentence_starts(doc: Doc, starts: list[int], annotate: bool = True) -> None:
+    """Keep the sorted sentence starts (token 0 included) and, if ``annotate``, make them the Doc's own."""
+    starts = sorted({0, *starts}) if len(doc) else []
+    doc.user_data[STARTS_KEY] = starts
+    if annotate and starts:
+        sent_starts = numpy.full((len(doc), 1), -1, dtype="int64")
+        sent_starts[starts] = 1
+        doc.from_array([SENT_START], sent_starts.astype("uint64"))
+
+
+def sentence_starts(doc: Doc) -> list[int]:
+    """The sorted sentence starts a component kept, else the Doc's own (token 0 included)."""
+    starts = doc.user_data.get(STARTS_KEY)
+    if starts is None:
+        starts = sorted({0, *numpy.flatnonzero(doc.to_array(SENT_START) == 1).tolist()}) if len(doc) else []
+    return starts
+
+
 def store_flags(doc: Doc, name: str, spans: list[tuple[int, int]]) -> None:
     """Keep the ``(start, end)`` of the spans a component set the extension ``name`` on."""
     doc.user_data.setdefault(FLAGS_KEY, {})[name] = set(spans)
@@ -118,3 +148,18 @@ def flagged_spans(doc: Doc, name: str, key: str) -> set[tuple[int, int]]:
     if flagged is None:
         flagged = {(span.start, span.end) for span in doc.spans[key] if span._.get(name)}
     return flagged
+
+
+def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
+    """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples."""
+    kept, seen = [], set()
+    for match in sorted(matches, key=_longest_then_first):
+        if match[0] not in seen and match[1] - 1 not in seen:
+            kept.append(match)
+            seen.update(range(match[0], match[1]))
+    return sorted(kept, key=itemgetter(0))
+
+
+def _longest_then_first(match: tuple[int, int, Any]) -> tuple[int, int]:
+    """Sort key: longest first, then earliest start; equal keys keep the matcher's order (a stable sort)."""
+    return match[0] - match[1], match[0]
