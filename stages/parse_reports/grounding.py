@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import partial
+from operator import attrgetter
 
 from typing import NamedTuple
 
@@ -45,6 +47,8 @@ HEADING_MARKS = {":", "-", "–"}
 HEADING_TAIL = 6  # words that may follow a heading's organ words before its ":" ("... included in the sections:")
 SOURCES = ("clause", "context", "heading", "prior")  # most trusted first
 SOURCE_RANK = {source: rank for rank, source in enumerate(SOURCES)}
+TRAILING_MARKS = {",", ";", ":", "-"}
+_START = attrgetter("start")  # sort key of mentions and findings
 LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
 
 
@@ -54,6 +58,9 @@ class _Piece(NamedTuple):
     start: int
     end: int
     label: str
+
+
+_as_piece = partial(tuple.__new__, _Piece)  # a kept ``(start, end, section)`` span as a _Piece; C-level ``_Piece._make``
 
 
 class FindingResult(NamedTuple):
@@ -135,18 +142,20 @@ class _ClauseGrounder:
         self.findings = [_Finding(start, end, entries[key],
                                   (start, end) in negated or (prefixed and _after_non(lower, start)), (start, end) in hedged)
                          for start, end, key in plain_spans(doc, "findings")]
-        self.findings.sort(key=_start)
+        self.findings.sort(key=_START)
         self.side, self.base = rules.side, rules.base
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
         self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
+        self.side_after = self._sides_after_prefixes() if self.sides_at else {}
         self.cues_here = False  # the current clause holds one of ``side_cues``
         terms = rules.organ_term
         self.mentions = [_Mention(start, end, terms[index], terms[index].bases)
                          for start, end, index in plain_spans(doc, "organs")]
-        self.mentions.sort(key=_start)
-        self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)}
-        self.part_words = any(m.term.owners for m in self.mentions)  # "right lobe", "upper pole": see _own_parts
+        self.mentions.sort(key=_START)
+        # token -> its organ mention, for the side scans (only asked in a clause holding a side cue)
+        self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)} if self.side_cues else {}
+        self.part_starts = [m.start for m in self.mentions if m.term.owners]  # "right lobe", "upper pole": _own_parts
         self.mention_starts = [m.start for m in self.mentions]
         self.finding_starts = [f.start for f in self.findings]
         self.heading: tuple[str, ...] = ()
@@ -181,13 +190,24 @@ class _ClauseGrounder:
     def subject(self, units: tuple[str, ...]) -> None:
         self._subject = units
 
+    def _sides_after_prefixes(self) -> dict[int, list[tuple[int, str]]]:
+        """Token -> ``(side word's token, side)`` of each ``after_side_prefixes`` entry ("on the", "in the") that starts
+        there and ends right before a side word, in the lexicon's order (the forward scan takes the first in reach)."""
+        found: dict[int, list[tuple[int, str]]] = {}
+        lower = self.tokens.lower
+        for prefix in self.lexicon.after_side_prefixes:
+            for stop, side in self.sides_at.items():
+                index = stop - len(prefix)
+                if index >= 0 and tuple(lower[index:stop]) == prefix:
+                    found.setdefault(index, []).append((stop, side))
+        return found
+
     def _between(self, start: int, end: int, allowed: set[str]) -> bool:
         lower = self.tokens.lower
         return all(lower[i] in allowed or i in self.sides_at for i in range(start, end))
 
     def _drop_weak(self, mentions: list[_Mention]) -> list[_Mention]:
-        if len(mentions) == 1:
-            return mentions  # a weak word is dropped only when a neighbouring mention claims it
+        """Drop a weak word a neighbouring mention claims (so a lone mention is kept)."""
         kept = []
         for index, mention in enumerate(mentions):
             if mention.term.weak:
@@ -225,7 +245,7 @@ class _ClauseGrounder:
                        later: list[_Mention]) -> set[str]:
         starts = {m.start: m for m in later} if later else {}
         tokens = self.tokens
-        punct, text, words, prefix_starts = tokens.punct, tokens.text, tokens.lower, self.lexicon.after_side_starts
+        punct, text, words, side_after = tokens.punct, tokens.text, tokens.lower, self.side_after
         for index in range(mention_end, min(upper, mention_end + FORWARD_SIDE_WINDOW)):
             if punct[index] and text[index] not in "-/":
                 break
@@ -238,11 +258,10 @@ class _ClauseGrounder:
                 break
             if words[index] == "bilaterally":
                 return {"both"}
-            if not plural and words[index] in prefix_starts:
-                for prefix in self.lexicon.after_side_prefixes:
-                    stop = index + len(prefix)
-                    if stop < upper and stop in self.sides_at and tuple(tokens.lower[index:stop]) == prefix:
-                        return {self.sides_at[stop]}
+            if not plural and index in side_after:
+                for stop, side in side_after[index]:
+                    if stop < upper:
+                        return {side}
         return set()
 
     def _sides_of_units(self, units: tuple[str, ...]) -> set[str]:
@@ -271,8 +290,6 @@ class _ClauseGrounder:
 
     def _own_parts(self, mentions: list[_Mention], context: list[_Mention]) -> list[_Mention]:
         """Give each part-word the organ that owns it in this context (see rule 1); drop it if none."""
-        if not self.part_words or not any(m.term.owners for m in mentions):
-            return mentions
         named = [m for m in mentions if not m.term.owners]
         kept = []
         for mention in mentions:
@@ -307,8 +324,6 @@ class _ClauseGrounder:
 
     def _drop_generic(self, mentions: list[_Mention]) -> list[_Mention]:
         """Drop a mention that a narrower one of the same organ makes redundant."""
-        if len(mentions) < 2:
-            return mentions
         dropped: set[int] = set()
         for index in range(len(mentions) - 1):
             first, second = mentions[index], mentions[index + 1]
@@ -347,9 +362,7 @@ class _ClauseGrounder:
         return len(gap) + PUNCT_COST * punct, after
 
     def _set_sides(self, findings: list[_Finding], clause: _Piece) -> None:
-        """Each finding's own laterality words; a clause with no side word and no "bilaterally" (most) needs no scan."""
-        if not self.cues_here:
-            return  # the defaults: no sides
+        """Each finding's own laterality words (only asked where the clause holds a side word or "bilaterally")."""
         for finding in findings:
             sides = self._backward_sides(finding.start, clause.start, frozenset())
             sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
@@ -436,39 +449,52 @@ class _ClauseGrounder:
         ``context``: mentions of earlier clauses of the same sentence (for "..., the right is normal");
         ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
         """
-        self.cues_here = _inside_range(self.side_cues, clause)
+        start, end = clause.start, clause.end
+        cues = self.side_cues
+        first = bisect_left(cues, start) if cues else 0  # most reports have few side words: skip the search
+        self.cues_here = first < len(cues) and cues[first] < end
         mentions = _inside(self.mentions, self.mention_starts, clause)
         if mentions:
-            mentions = self._drop_weak(mentions)
+            if len(mentions) > 1:
+                mentions = self._drop_weak(mentions)
             self._resolve(mentions, clause)
-            mentions = self._drop_generic(self._own_parts(mentions, context))
+            if self.part_starts and _inside_range(self.part_starts, clause):
+                mentions = self._own_parts(mentions, context)
+            if len(mentions) > 1:
+                mentions = self._drop_generic(mentions)
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
         findings = _inside(self.findings, self.finding_starts, clause)
-        self._set_sides(findings, clause)
-        self.after_heading_line = not findings and self._heading_line(clause)
+        if self.cues_here:  # else every finding keeps the default: no sides
+            self._set_sides(findings, clause)
+        self.after_heading_line = (not findings and start == self.sentence.start and end == self.sentence.end
+                                   and self.tokens.text[end - 1] == ":")  # a heading alone on its line
         if self.after_heading_line:
             region = self._region_at(clause)
             self.heading, self.named_region = (region[1], True) if region else (
                 tuple(dict.fromkeys(u for m in mentions for u in m.units)), False)
             self.subject = ()
-            return ClauseResult(sentence, clause.label, "", heading=True), []
+            return ClauseResult(sentence, clause.label, "", {}, [], {}, True), []
         mention_source = "clause"
         if not mentions and carried and not any(ent.entry.organs for ent in findings):
             mentions, mention_source = carried, "context"
-        heading_end = self._update_heading(clause, mentions)
+        heading_end = None
+        if (mentions and mentions[0].start == start) or self.tokens.lower[start] in self.lexicon.region_starts:
+            heading_end = self._update_heading(clause, mentions)  # most clauses open with neither: no heading
         if heading_end is not None:
             self.subject = ()  # a heading starts a new topic
-        result = ClauseResult(sentence, clause.label, "")
+        result = ClauseResult(sentence, clause.label, "", {}, [], {})  # fresh containers: faster than the factories
         if heading_end is not None and self.region_heading:
             mentions = [m for m in mentions if m.start >= heading_end]
             if not mentions and not findings and not any(self.tokens.alpha[heading_end:clause.end]):
                 return result, mentions
         if not mentions and not findings and not self.heading:
             return result, mentions
+        units, sources = result.units, result.sources
         for mention in mentions:
             for unit in mention.units:
-                result.place(unit, mention_source)
+                if unit not in sources:  # else an earlier mention placed it, from the same source
+                    units[unit], sources[unit] = [], mention_source
         groups = self._groups(mentions) if mentions else []
         implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
         for ent in findings:
@@ -494,7 +520,7 @@ class _ClauseGrounder:
             for unit in self.heading:
                 result.place(unit, "heading")
             result.unplaced = []
-        if sided_groups:
+        if any(sided_groups.values()):
             self._narrow(result, groups, sided_groups)
         if result.units:
             result.text = _tidy(self.tokens, clause.start, clause.end)
@@ -505,12 +531,19 @@ class _ClauseGrounder:
         negated, hedged = ent.negated, ent.hedged
         if not units and entry.phrase:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
-        phrases, place, placed = self.rules.phrase[entry.key], result.place, result.units
-        for unit in units:
-            place(unit, source)
+        phrases, placed, sources, rank = self.rules.phrase[entry.key], result.units, result.sources, SOURCE_RANK
+        stated = FindingResult("", negated, hedged)  # one tuple per phrase, shared by the units stating it
+        for unit in units:  # ClauseResult.place, inlined: a report records hundreds
+            known = sources.get(unit)
+            if known is None:
+                placed[unit], sources[unit] = [], source
+            elif rank[source] < rank[known]:
+                sources[unit] = source
             phrase = phrases[unit]
             if phrase:
-                placed[unit].append(FindingResult(phrase, negated, hedged))
+                if phrase != stated.phrase:
+                    stated = FindingResult(phrase, negated, hedged)
+                placed[unit].append(stated)
 
     def _narrow(self, result: ClauseResult, groups: list[list[_Mention]], sided: dict[int, set[str] | None]) -> None:
         """"Pleura: small right effusion" describes the right side only: drop the other side when empty."""
@@ -562,11 +595,6 @@ class _ClauseGrounder:
                 return None
         return None
 
-    def _heading_line(self, clause: _Piece) -> bool:
-        """The clause is a whole sentence ending with ":" (before a line break): a heading alone on its line."""
-        return (clause.start == self.sentence.start and clause.end == self.sentence.end
-                and self.tokens.text[clause.end - 1] == ":")
-
     def _region_at(self, clause: _Piece) -> tuple[int, tuple[str, ...]] | None:
         """(token after the mark, units) of a region heading opening the clause ("Upper abdomen:"), if any."""
         lower = self.tokens.lower
@@ -597,10 +625,6 @@ def _after_non(lower: list[str], start: int) -> bool:
     return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
 
 
-def _start(item: _Mention | _Finding) -> int:
-    return item.start
-
-
 def _inside_range(positions: list[int], clause: _Piece) -> bool:
     """Whether one of the sorted token ``positions`` lies inside the clause."""
     index = bisect_left(positions, clause.start)
@@ -623,9 +647,11 @@ def _tidy(tokens: TokenView, start: int, end: int) -> str:
     punct, space, words, text = tokens.punct, tokens.space, tokens.lower, tokens.text
     while start < end and (punct[start] or space[start] or words[start] in LEADING_CONJUNCTIONS):
         start += 1
-    while end > start and (text[end - 1] in {",", ";", ":", "-"} or space[end - 1]):
+    while end > start and (text[end - 1] in TRAILING_MARKS or space[end - 1]):
         end -= 1
-    text = tokens.text_of(start, end)
+    if end == start:
+        return ""
+    text = tokens.string[tokens.idx[start]:tokens.idx[end - 1] + len(text[end - 1])]  # tokens.text_of, inlined
     if True in space[start:end]:  # only whitespace tokens hold line breaks or runs of spaces (spaCy splits at whitespace)
         text = " ".join(text.split())
     if not text:
@@ -639,12 +665,12 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
     """Ground every clause of the report sections (FINDINGS, IMPRESSION) to organ units."""
     grounder, report_sections = _ClauseGrounder(doc, rules), rules.lexicon.report_sections
     tokens = grounder.tokens
-    sentences = list(map(_Piece._make, plain_spans(doc, "sentences")))
+    sentences = list(map(_as_piece, plain_spans(doc, "sentences")))
     last_sentence = len(sentences) - 1
     results: list[ClauseResult] = []
     sentence_index, previous, last, carried, section = -1, [], [], [], None
     sentence_results: list[ClauseResult] = []
-    for clause in map(_Piece._make, plain_spans(doc, "clauses")):
+    for clause in map(_as_piece, plain_spans(doc, "clauses")):
         while sentence_index < last_sentence and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
