@@ -495,6 +495,27 @@ class _ClauseGrounder:
             for unit in mention.units:
                 if unit not in sources:  # else an earlier mention placed it, from the same source
                     units[unit], sources[unit] = [], mention_source
+        narrowing = self._place_findings(result, findings, mentions, context, clause, mention_source) \
+            if findings else None
+        if not result.units and self.heading and not (
+                any(not ent.negated for ent in findings) and self.region_heading) and not (
+                findings and self.named_region):
+            for ent in findings:
+                self._record(result, ent, ent.entry, self.heading, "heading")
+            for unit in self.heading:
+                result.place(unit, "heading")
+            result.unplaced = []
+        if narrowing is not None:
+            self._narrow(result, *narrowing)
+        if result.units:
+            result.text = _tidy(self.tokens, clause.start, clause.end)
+        return result, mentions
+
+    def _place_findings(self, result: ClauseResult, findings: list[_Finding], mentions: list[_Mention],
+                        context: list[_Mention], clause: _Piece, mention_source: str
+                        ) -> tuple[list[list[_Mention]], dict[int, set[str]]] | None:
+        """Record each finding at the organ units it belongs to (rule 3); returns the groups for :meth:`_narrow`,
+        if a finding with a side of its own was placed in one."""
         groups = self._groups(mentions) if mentions else []
         implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
         for ent in findings:
@@ -512,19 +533,7 @@ class _ClauseGrounder:
                 sided_groups[placement.group] = None if previous is None or not own else previous | own
             self._record(result, ent, entry, placement.units, mention_source if placement.group is not None
                          else placement.source)
-        if not result.units and self.heading and not (
-                any(not ent.negated for ent in findings) and self.region_heading) and not (
-                findings and self.named_region):
-            for ent in findings:
-                self._record(result, ent, ent.entry, self.heading, "heading")
-            for unit in self.heading:
-                result.place(unit, "heading")
-            result.unplaced = []
-        if any(sided_groups.values()):
-            self._narrow(result, groups, sided_groups)
-        if result.units:
-            result.text = _tidy(self.tokens, clause.start, clause.end)
-        return result, mentions
+        return (groups, sided_groups) if any(sided_groups.values()) else None
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],
                 source: str) -> None:
