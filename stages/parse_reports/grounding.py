@@ -48,6 +48,7 @@ HEADING_TAIL = 6  # words that may follow a heading's organ words before its ":"
 SOURCES = ("clause", "context", "heading", "prior")  # most trusted first
 SOURCE_RANK = {source: rank for rank, source in enumerate(SOURCES)}
 TRAILING_MARKS = {",", ";", ":", "-"}
+_NO_SIDES: frozenset[str] = frozenset()
 _START = attrgetter("start")  # sort key of mentions and findings
 LEADING_CONJUNCTIONS = {"and", "but", "whereas", "while", "however", "although", "though", "yet", "also"}
 
@@ -121,12 +122,7 @@ class _Finding:
     own: frozenset[str] = frozenset()  # ... as a side set: empty for none or both
 
 
-class _Placement(NamedTuple):
-    """Organ units a finding is grounded to, and the group it was attached to (if any)."""
-
-    units: tuple[str, ...]
-    group: int | None = None
-    source: str = "clause"
+_finding_result = partial(tuple.__new__, FindingResult)  # FindingResult((phrase, negated, hedged)), C-level
 
 
 class _ClauseGrounder:
@@ -364,8 +360,8 @@ class _ClauseGrounder:
     def _set_sides(self, findings: list[_Finding], clause: _Piece) -> None:
         """Each finding's own laterality words (only asked where the clause holds a side word or "bilaterally")."""
         for finding in findings:
-            sides = self._backward_sides(finding.start, clause.start, frozenset())
-            sides = sides or self._forward_sides(finding.end, clause.end, frozenset(), False, [])
+            sides = self._backward_sides(finding.start, clause.start, _NO_SIDES)
+            sides = sides or self._forward_sides(finding.end, clause.end, _NO_SIDES, False, [])
             if not sides and not _inside(self.mentions, self.mention_starts, clause):
                 sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
             # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
@@ -391,37 +387,38 @@ class _ClauseGrounder:
                 if target in (u, self.base[u])]
 
     def _place(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], implied: list[str],
-               clause: _Piece) -> _Placement:
+               clause: _Piece) -> tuple[tuple[str, ...], int | None, str]:
+        """(organ units, index of the group it was attached to or None, source) of a finding naming no organ."""
         if groups:
             index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i])) if len(groups) > 1 else 0
             units = [u for m in groups[index] for u in m.units]
             own = ent.own
             if own and not any(m.explicit_side for m in groups[index]):
                 units = [u for u in units if self.side[u] is None or self.side[u] in own]
-            return _Placement(tuple(dict.fromkeys(units)), index)
+            return tuple(dict.fromkeys(units)), index, "clause"
         own = ent.own
         sided = bool(ent.sides) and not any(self.side[u] for u in implied)
         if implied and not sided:
-            return _Placement(tuple(dict.fromkeys(implied)))
+            return tuple(dict.fromkeys(implied)), None, "clause"
         subject = self._from_subject(entry, own)
         if subject:
-            return _Placement(subject, source="context")
+            return subject, None, "context"
         prior = entry.prior(self.words)
         if sided:
             paired = [key for key, phrase in entry.by_organ.items() if phrase and self.rules.is_sided_base(key)]
             paired += [key for key in prior if self.rules.is_sided_base(key)]
             if paired:
-                return _Placement(self.rules.resolve(tuple(paired[:1]), own), source="prior")
+                return self.rules.resolve(tuple(paired[:1]), own), None, "prior"
         if implied:
-            return _Placement(tuple(dict.fromkeys(implied)))
+            return tuple(dict.fromkeys(implied)), None, "clause"
         if self.heading and not self.region_heading:
-            return _Placement((), source="heading")
+            return (), None, "heading"
         units = self.rules.resolve(prior, own)
         if self.region_heading:
             inside = tuple(u for u in units if u in self.heading)
             if inside:
-                return _Placement(inside, source="heading")
-        return _Placement(units, source="prior")
+                return inside, None, "heading"
+        return units, None, "prior"
 
     @property
     def region_heading(self) -> bool:
@@ -513,7 +510,7 @@ class _ClauseGrounder:
 
     def _place_findings(self, result: ClauseResult, findings: list[_Finding], mentions: list[_Mention],
                         context: list[_Mention], clause: _Piece, mention_source: str
-                        ) -> tuple[list[list[_Mention]], dict[int, set[str]]] | None:
+                        ) -> tuple[list[list[_Mention]], dict[int, frozenset[str] | None]] | None:
         """Record each finding at the organ units it belongs to (rule 3); returns the groups for :meth:`_narrow`,
         if a finding with a side of its own was placed in one."""
         groups = self._groups(mentions) if mentions else []
@@ -522,17 +519,16 @@ class _ClauseGrounder:
             if ent.entry.organs:
                 implied[ent.start] = self._implied(ent, ent.entry, mentions, context, clause)
         implied_units = [unit for units in implied.values() for unit in units] if implied else []
-        sided_groups: dict[int, set[str] | None] = {}
+        sided_groups: dict[int, frozenset[str] | None] = {}
         for ent in findings:
             entry = ent.entry
-            placement = _Placement(implied[ent.start]) if ent.start in implied else \
+            units, group, source = (implied[ent.start], None, "clause") if ent.start in implied else \
                 self._place(ent, entry, groups, implied_units, clause)
-            if placement.group is not None:
-                own = ent.own
-                previous = sided_groups.get(placement.group, set())
-                sided_groups[placement.group] = None if previous is None or not own else previous | own
-            self._record(result, ent, entry, placement.units, mention_source if placement.group is not None
-                         else placement.source)
+            if group is not None:
+                own, source = ent.own, mention_source
+                previous = sided_groups.get(group, _NO_SIDES)
+                sided_groups[group] = None if previous is None or not own else previous | own
+            self._record(result, ent, entry, units, source)
         return (groups, sided_groups) if any(sided_groups.values()) else None
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],
@@ -541,7 +537,7 @@ class _ClauseGrounder:
         if not units and entry.phrase:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
         phrases, placed, sources, rank = self.rules.phrase[entry.key], result.units, result.sources, SOURCE_RANK
-        stated = FindingResult("", negated, hedged)  # one tuple per phrase, shared by the units stating it
+        stated = None  # one tuple per phrase, shared by the units stating it
         for unit in units:  # ClauseResult.place, inlined: a report records hundreds
             known = sources.get(unit)
             if known is None:
@@ -550,11 +546,11 @@ class _ClauseGrounder:
                 sources[unit] = source
             phrase = phrases[unit]
             if phrase:
-                if phrase != stated.phrase:
-                    stated = FindingResult(phrase, negated, hedged)
+                if stated is None or phrase != stated[0]:
+                    stated = _finding_result((phrase, negated, hedged))
                 placed[unit].append(stated)
 
-    def _narrow(self, result: ClauseResult, groups: list[list[_Mention]], sided: dict[int, set[str] | None]) -> None:
+    def _narrow(self, result: ClauseResult, groups: list[list[_Mention]], sided: dict[int, frozenset[str] | None]) -> None:
         """"Pleura: small right effusion" describes the right side only: drop the other side when empty."""
         for index, sides in sided.items():
             if not sides or any(m.explicit_side for m in groups[index]):
@@ -642,7 +638,7 @@ def _inside_range(positions: list[int], clause: _Piece) -> bool:
 
 def _side_set(sides: set[str]) -> frozenset[str]:
     if not sides or "both" in sides:
-        return frozenset()
+        return _NO_SIDES
     return frozenset(sides)
 
 
