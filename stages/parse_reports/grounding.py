@@ -143,7 +143,6 @@ class _ClauseGrounder:
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
         self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
-        self.side_after = self._sides_after_prefixes() if self.sides_at else {}
         self.cues_here = False  # the current clause holds one of ``side_cues``
         terms = rules.organ_term
         self.mentions = [_Mention(start, end, terms[index], terms[index].bases)
@@ -185,18 +184,6 @@ class _ClauseGrounder:
     @subject.setter
     def subject(self, units: tuple[str, ...]) -> None:
         self._subject = units
-
-    def _sides_after_prefixes(self) -> dict[int, list[tuple[int, str]]]:
-        """Token -> ``(side word's token, side)`` of each ``after_side_prefixes`` entry ("on the", "in the") that starts
-        there and ends right before a side word, in the lexicon's order (the forward scan takes the first in reach)."""
-        found: dict[int, list[tuple[int, str]]] = {}
-        lower = self.tokens.lower
-        for prefix in self.lexicon.after_side_prefixes:
-            for stop, side in self.sides_at.items():
-                index = stop - len(prefix)
-                if index >= 0 and tuple(lower[index:stop]) == prefix:
-                    found.setdefault(index, []).append((stop, side))
-        return found
 
     def _between(self, start: int, end: int, allowed: set[str]) -> bool:
         lower = self.tokens.lower
@@ -241,7 +228,7 @@ class _ClauseGrounder:
                        later: list[_Mention]) -> set[str]:
         starts = {m.start: m for m in later} if later else {}
         tokens = self.tokens
-        punct, text, words, side_after = tokens.punct, tokens.text, tokens.lower, self.side_after
+        punct, text, words, prefixes = tokens.punct, tokens.text, tokens.lower, self.rules.after_side_prefixes
         for index in range(mention_end, min(upper, mention_end + FORWARD_SIDE_WINDOW)):
             if punct[index] and text[index] not in "-/":
                 break
@@ -254,10 +241,11 @@ class _ClauseGrounder:
                 break
             if words[index] == "bilaterally":
                 return {"both"}
-            if not plural and index in side_after:
-                for stop, side in side_after[index]:
-                    if stop < upper:
-                        return {side}
+            if not plural and words[index] in prefixes:
+                for prefix in prefixes[words[index]]:
+                    stop = index + len(prefix)
+                    if stop < upper and stop in self.sides_at and tuple(words[index:stop]) == prefix:
+                        return {self.sides_at[stop]}
         return set()
 
     def _sides_of_units(self, units: tuple[str, ...]) -> set[str]:
@@ -391,9 +379,11 @@ class _ClauseGrounder:
         """(organ units, index of the group it was attached to or None, source) of a finding naming no organ."""
         if groups:
             index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i])) if len(groups) > 1 else 0
-            units = [u for m in groups[index] for u in m.units]
-            own = ent.own
-            if own and not any(m.explicit_side for m in groups[index]):
+            group, own = groups[index], ent.own
+            if len(group) == 1 and not own:
+                return group[0].units, index, "clause"  # (a mention's units hold no duplicates)
+            units = [u for m in group for u in m.units]
+            if own and not any(m.explicit_side for m in group):
                 units = [u for u in units if self.side[u] is None or self.side[u] in own]
             return tuple(dict.fromkeys(units)), index, "clause"
         own = ent.own

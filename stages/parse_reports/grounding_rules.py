@@ -13,8 +13,8 @@ from stages.parse_reports.lexicon import Lexicon
 
 
 class GroundingRules:
-    """Per-lexicon tables: organ terms by span value, unit sides and bases, finding phrases per unit, sided-organ
-    resolution."""
+    """Per-lexicon tables: organ terms by span value, unit sides and bases, finding phrases per unit, side-word
+    prefixes by first word, sided-organ resolution."""
 
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
@@ -26,6 +26,9 @@ class GroundingRules:
                        for key, entry in lexicon.findings.items()}
         self.fits = {key: frozenset(name for name, unit in units.items() if entry.fits(unit))
                      for key, entry in lexicon.findings.items()}
+        self.after_side_prefixes: dict[str, list[tuple[str, ...]]] = {}  # first word -> prefixes, in the lexicon's order
+        for prefix in lexicon.after_side_prefixes:
+            self.after_side_prefixes.setdefault(prefix[0], []).append(prefix)
         self._sided: dict[str, bool] = {}
         self._resolved: dict[tuple[tuple[str, ...], frozenset[str]], tuple[str, ...]] = {}
 
