@@ -142,6 +142,7 @@ class _ClauseGrounder:
         self.side, self.base = rules.side, rules.base
         self.sides_at = {i: side for start, end, side in plain_spans(doc, "sides") for i in range(start, end)}
         bilaterally = [i for i, word in enumerate(lower) if word == "bilaterally"] if "bilaterally" in lower else []
+        self.side_words = sorted(self.sides_at)
         self.side_cues = sorted([*self.sides_at, *bilaterally])  # a side found by scanning comes from one of these
         self.cues_here = False  # the current clause holds one of ``side_cues``
         terms = rules.organ_term
@@ -263,9 +264,11 @@ class _ClauseGrounder:
                 continue
             plural = self._plural(mention)
             # with no side word nor "bilaterally" in the clause, only a later mention can give a side
-            sides = self._backward_sides(mention.start, clause.start, mention.keys) if self.cues_here else set()
+            sides = self._backward_sides(mention.start, clause.start, mention.keys) \
+                if self.cues_here and _any_between(self.side_words, clause.start, mention.start) else set()
             source = "before"
-            if not sides and (self.cues_here or index + 1 < len(mentions)):
+            if not sides and (index + 1 < len(mentions) or (
+                    self.cues_here and _any_between(self.side_cues, mention.end, clause.end))):
                 sides, source = self._forward_sides(mention.end, clause.end, mention.keys, plural,
                                                     mentions[index + 1:]), "after"
             mention.side_source = source if sides else ("plural" if plural else "")
@@ -348,8 +351,11 @@ class _ClauseGrounder:
     def _set_sides(self, findings: list[_Finding], clause: _Piece) -> None:
         """Each finding's own laterality words (only asked where the clause holds a side word or "bilaterally")."""
         for finding in findings:
-            sides = self._backward_sides(finding.start, clause.start, _NO_SIDES)
-            sides = sides or self._forward_sides(finding.end, clause.end, _NO_SIDES, False, [])
+            # a scan finds only side words (and "bilaterally" forward): none in its reach, no scan
+            sides = self._backward_sides(finding.start, clause.start, _NO_SIDES) \
+                if _any_between(self.side_words, clause.start, finding.start) else set()
+            if not sides and _any_between(self.side_cues, finding.end, clause.end):
+                sides = self._forward_sides(finding.end, clause.end, _NO_SIDES, False, [])
             if not sides and not _inside(self.mentions, self.mention_starts, clause):
                 sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
             # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
@@ -622,8 +628,13 @@ def _after_non(lower: list[str], start: int) -> bool:
 
 def _inside_range(positions: list[int], clause: _Piece) -> bool:
     """Whether one of the sorted token ``positions`` lies inside the clause."""
-    index = bisect_left(positions, clause.start)
-    return index < len(positions) and positions[index] < clause.end
+    return _any_between(positions, clause.start, clause.end)
+
+
+def _any_between(positions: list[int], start: int, end: int) -> bool:
+    """Whether one of the sorted token ``positions`` lies in ``start`` .. ``end`` (exclusive)."""
+    index = bisect_left(positions, start)
+    return index < len(positions) and positions[index] < end
 
 
 def _side_set(sides: set[str]) -> frozenset[str]:
