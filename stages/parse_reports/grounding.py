@@ -164,10 +164,11 @@ class _ClauseGrounder:
 
     @property
     def words(self) -> set[str]:
-        """Words and word norms of the current sentence (built when a rule first asks)."""
+        """Words and word norms of the current sentence (built when a rule first asks; few do, so norms are read from
+        the Doc's tokens here rather than kept for every token)."""
         if self._words is None:
             start, end = self.sentence.start, self.sentence.end
-            self._words = set(self.tokens.lower[start:end]) | set(self.tokens.norm[start:end])
+            self._words = set(self.tokens.lower[start:end]) | {token.norm_ for token in self.doc[start:end]}
         return self._words
 
     def new_sentence(self, sentence: _Piece, previous_results: list[ClauseResult]) -> None:
@@ -253,7 +254,7 @@ class _ClauseGrounder:
         return {self.side[name] for name in units if self.side[name]}
 
     def _plural(self, mention: _Mention) -> bool:
-        lower, norm = self.tokens.lower[mention.end - 1], self.tokens.norm[mention.end - 1]
+        lower, norm = self.tokens.lower[mention.end - 1], self.doc[mention.end - 1].norm_
         return lower != norm or (lower.endswith("s") and lower[:-1] in self.lexicon.organ_texts)
 
     def _resolve(self, mentions: list[_Mention], clause: _Piece) -> None:
@@ -499,16 +500,16 @@ class _ClauseGrounder:
                 result.place(unit, "heading")
             result.unplaced = []
         if narrowing is not None:
-            self._narrow(result, *narrowing)
+            self._narrow(result, narrowing)
         if result.units:
             result.text = _tidy(self.tokens, clause.start, clause.end)
         return result, mentions
 
     def _place_findings(self, result: ClauseResult, findings: list[_Finding], mentions: list[_Mention],
                         context: list[_Mention], clause: _Piece, mention_source: str
-                        ) -> tuple[list[list[_Mention]], dict[int, frozenset[str] | None]] | None:
-        """Record each finding at the organ units it belongs to (rule 3); returns the groups for :meth:`_narrow`,
-        if a finding with a side of its own was placed in one."""
+                        ) -> list[tuple[list[_Mention], frozenset[str]]] | None:
+        """Record each finding at the organ units it belongs to (rule 3); returns the groups to :meth:`_narrow`
+        to their findings' sides, if any."""
         groups = self._groups(mentions) if mentions else []
         implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
         for ent in findings:
@@ -525,7 +526,10 @@ class _ClauseGrounder:
                 previous = sided_groups.get(group, _NO_SIDES)
                 sided_groups[group] = None if previous is None or not own else previous | own
             self._record(result, ent, entry, units, source)
-        return (groups, sided_groups) if any(sided_groups.values()) else None
+        # a group whose findings all have a side of their own, and no side word of its own, is narrowed to those sides
+        narrowed = [(groups[index], sides) for index, sides in sided_groups.items()
+                    if sides and not any(m.explicit_side for m in groups[index])] if any(sided_groups.values()) else []
+        return narrowed or None
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],
                 source: str) -> None:
@@ -546,12 +550,10 @@ class _ClauseGrounder:
                     stated = _finding_result((phrase, negated, hedged))
                 placed[unit].append(stated)
 
-    def _narrow(self, result: ClauseResult, groups: list[list[_Mention]], sided: dict[int, frozenset[str] | None]) -> None:
+    def _narrow(self, result: ClauseResult, narrowed: list[tuple[list[_Mention], frozenset[str]]]) -> None:
         """"Pleura: small right effusion" describes the right side only: drop the other side when empty."""
-        for index, sides in sided.items():
-            if not sides or any(m.explicit_side for m in groups[index]):
-                continue
-            for mention in groups[index]:
+        for group, sides in narrowed:
+            for mention in group:
                 for unit in mention.units:
                     side = self.side[unit]
                     if side and side not in sides and not result.units.get(unit):
