@@ -43,11 +43,12 @@ def _outputs(reports: list[tuple[str, str]]) -> dict[str, dict]:
     """What the stage writes for each report: its organ rows and unassigned sentences."""
     from stages.parse_reports import ReportParser
     from stages.parse_reports.io import ReportRecord
-    from stages.parse_reports.stage import parse_record
+    from stages.parse_reports.stage import parse_records
     parser = ReportParser()
     outputs = {}
-    for findings, impression in reports:
-        outcome = parse_record(parser, ReportRecord(scan_id="x", row=1, findings=findings, impression=impression))
+    records = [ReportRecord(scan_id="x", row=1, findings=findings, impression=impression)
+               for findings, impression in reports]
+    for (findings, impression), outcome in zip(reports, parse_records(parser, records), strict=True):
         outputs[_key(findings, impression)] = {"status": outcome.status, "error": outcome.error,
                                                "rows": outcome.rows, "unassigned": outcome.unassigned}
     return outputs

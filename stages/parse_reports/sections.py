@@ -3,7 +3,8 @@
 Finds headers at line starts ("IMPRESSION:", a lone "FINDINGS" line) -> ``doc.spans["section_headers"]``
 and ``doc.spans["sections"]``. In a FINDINGS or IMPRESSION column (``doc.user_data[COLUMN_TEXT]``) the
 column names the section: an inline "History: ..." there covers its own sentence only, then the column's
-section resumes.
+section resumes. A piece of a report too long for one Doc (``doc.user_data[PREVIOUS_PIECE]``: the piece before)
+starts in the section the piece before ended in.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
-from stages.parse_reports.tokens import longest_first, store_spans
+from stages.parse_reports.tokens import longest_first, plain_spans, store_spans
 
 INITIAL_SECTION = "ctglip_initial_section"
 COLUMN_TEXT = "ctglip_column_text"
+PREVIOUS_PIECE = "ctglip_previous_piece"
 SENTENCE_END = {".", "!", "?", ";"}
 HEADER_SUFFIXES = {":", "-", "–"}
 
@@ -37,6 +39,12 @@ def _first_sentence_end(doc: Doc, start: int, limit: int) -> int:
     return limit
 
 
+def _last_section(doc: Doc) -> str:
+    """The section a Doc ends in (the one it started in, if it has no section at all)."""
+    sections = plain_spans(doc, "sections")
+    return sections[-1][2] if sections else doc.user_data.get(INITIAL_SECTION, "findings")
+
+
 class ReportSections:
     """Section headers and sections (see the module docstring)."""
 
@@ -48,6 +56,9 @@ class ReportSections:
 
     def __call__(self, doc: Doc) -> Doc:
         initial = doc.user_data.get(INITIAL_SECTION, "findings")
+        previous = doc.user_data.get(PREVIOUS_PIECE)
+        if previous is not None:  # its sections are known: the pipeline runs over the pieces in order
+            initial = doc.user_data[INITIAL_SECTION] = _last_section(previous)
         headers: list[tuple[int, int, str]] = []
         strings = doc.vocab.strings
         for match_id, start, end in self.matcher(doc):

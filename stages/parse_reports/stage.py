@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -27,7 +26,7 @@ from stages.parse_reports import io
 from stages.parse_reports.config import ParseReportsConfig
 from stages.parse_reports.heap import static_heap_frozen
 from stages.parse_reports.lexicon import load_lexicon
-from stages.parse_reports.parser import ReportParser
+from stages.parse_reports.parser import ParseResult, ReportParser, ReportText
 from stages.parse_reports.pipeline import COMPONENTS
 from stages.parse_reports.plots import plot_summary
 from stages.parse_reports.readable import UnreadableReport
@@ -50,16 +49,20 @@ class ReportOutcome:
     unassigned: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_record(parser: ReportParser, record: io.ReportRecord) -> ReportOutcome:
-    """Parse one report; any error becomes a failed outcome naming the row."""
-    started = time.perf_counter()
-    try:
-        report = parser.parse(findings=record.findings, impression=record.impression, text=record.text)
-    except UnreadableReport as error:
-        return ReportOutcome(record.scan_id, "failed", f"row {record.row}: {error}", time.perf_counter() - started)
-    except Exception as error:  # a single bad report must not stop the batch
+def parse_records(parser: ReportParser, records: list[io.ReportRecord]) -> Iterator[ReportOutcome]:
+    """Parse the reports in batches (:meth:`ReportParser.parse_many`); an error becomes a failed outcome naming the row."""
+    texts = (ReportText(record.findings, record.impression, record.text) for record in records)
+    for record, result in zip(records, parser.parse_many(texts)):
+        yield _outcome(record, result)
+
+
+def _outcome(record: io.ReportRecord, result: ParseResult) -> ReportOutcome:
+    error, report = result.error, result.report
+    if isinstance(error, UnreadableReport):
+        return ReportOutcome(record.scan_id, "failed", f"row {record.row}: {error}", result.seconds)
+    if error is not None:
         return ReportOutcome(record.scan_id, "failed", f"row {record.row}: {type(error).__name__}: {error}",
-                             time.perf_counter() - started)
+                             result.seconds)
     rows = [{"scan_id": record.scan_id, "organ": organ, "text": result.text, "abnormal": result.abnormal,
              "uncertain": result.uncertain, "abnormalities": result.abnormalities,
              "hedged_abnormalities": result.hedged_abnormalities,
@@ -67,7 +70,7 @@ def parse_record(parser: ReportParser, record: io.ReportRecord) -> ReportOutcome
             for organ, result in report.organs.items()]
     unassigned = [{"scan_id": record.scan_id, "section": sentence.section, "sentence": sentence.text,
                    "abnormalities": sentence.abnormalities} for sentence in report.unassigned]
-    return ReportOutcome(record.scan_id, "ok", "", time.perf_counter() - started, rows, unassigned)
+    return ReportOutcome(record.scan_id, "ok", "", result.seconds, rows, unassigned)
 
 
 def _init_worker(lexicon_dir: Path | None) -> None:
@@ -77,7 +80,7 @@ def _init_worker(lexicon_dir: Path | None) -> None:
 
 def _parse_chunk(records: list[io.ReportRecord]) -> list[ReportOutcome]:
     with static_heap_frozen():
-        return [parse_record(_worker_parser, record) for record in records]
+        return list(parse_records(_worker_parser, records))
 
 
 def _parse_all(records: list[io.ReportRecord], config: ParseReportsConfig,
@@ -86,8 +89,7 @@ def _parse_all(records: list[io.ReportRecord], config: ParseReportsConfig,
     if config.workers == 1 or len(records) < 2:
         parser = ReportParser(config.lexicon_dir)
         with static_heap_frozen():
-            for record in records:
-                outcome = parse_record(parser, record)
+            for outcome in parse_records(parser, records):
                 progress.advance(1)
                 yield outcome
         return
