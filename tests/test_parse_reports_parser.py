@@ -5,7 +5,8 @@ import pytest
 
 from stages.parse_reports import ReportParser
 from stages.parse_reports.lexicon import LEXICON_DIR, LexiconError, load_lexicon, plural_forms
-from stages.parse_reports.parser import split_long_text
+from stages.parse_reports.parser import ReportText, split_long_text
+from stages.parse_reports.readable import UnreadableReport
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.tokens import flagged_spans, plain_spans, sentence_starts
 
@@ -326,3 +327,30 @@ def test_spacy_annotations_match_the_plain_tuples_the_parser_reads(parser, annot
     hedged = {(span.start, span.end) for span in annotated.spans["findings"] if span._.hedged}
     assert negated == flagged_spans(plain, "negex", "findings") and hedged == flagged_spans(plain, "hedged", "findings")
     assert negated and hedged
+
+
+def test_parse_many_gives_each_report_its_parse_or_its_error(parser):
+    """Batches mix good and bad reports: each result is what ``parse`` gives alone, or the error that stopped it."""
+    texts = [ReportText(findings="Mild cardiomegaly. No pleural effusion."),
+             ReportText(findings="Karaciğer normal boyutlarda. Safra kesesi doğal görünümde. Dalak normal."),
+             ReportText(text="FINDINGS:\nLeft renal cyst.\n\nIMPRESSION:\nNo hepatic metastasis."),
+             ReportText(findings="Right lower lobe consolidation.", impression="Pneumonia.")]
+    results = list(parser.parse_many(texts * 20))  # 80 reports: more than one batch
+    assert len(results) == 80 and all(result.seconds > 0 for result in results)
+    for text, result in zip(texts * 20, results):
+        if text.findings and text.findings.startswith("Karaciğer"):
+            assert isinstance(result.error, UnreadableReport) and result.report is None
+            continue
+        alone = parser.parse(findings=text.findings, impression=text.impression, text=text.text)
+        assert result.error is None and states(result.report) == states(alone) and states(alone)
+        assert {organ: r.texts for organ, r in result.report.organs.items()} == \
+            {organ: r.texts for organ, r in alone.organs.items()}
+
+
+def test_a_huge_report_keeps_its_section_across_pieces(parser):
+    """A report cut into pieces for spaCy: a TECHNIQUE header in the first piece still rules the second."""
+    text = "FINDINGS:\nNo pleural effusion.\nTECHNIQUE:\n" + "Axial images were obtained. " * 1000 + \
+        "Contrast was given to the left renal artery."
+    assert len(split_long_text(text)) > 1
+    report = parser.parse(text=text)
+    assert report.sentences == 1 and sorted(report.organs) == ["lung_left", "lung_right"]
