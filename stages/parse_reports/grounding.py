@@ -622,10 +622,10 @@ def _inside(items: list, starts: list[int], clause: _Piece) -> list:
     return inside
 
 
-def _after_non(lower: list[str], start: int) -> bool:
+def _after_non(lower: tuple[str, ...], start: int) -> bool:
     """Whether the finding at ``start`` follows "non"/"non-" ("non-calcified nodule"): negated, whatever NegEx says."""
     previous = lower[max(0, start - 2):start]
-    return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ["non", "-"])
+    return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ("non", "-"))
 
 
 def _inside_range(positions: list[int], clause: _Piece) -> bool:

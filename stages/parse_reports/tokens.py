@@ -15,11 +15,12 @@ report parser's) keeps only these tuples, and its results are the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import numpy
-from spacy.attrs import IDX, NORM, ORTH, SENT_START, SPACY
+from spacy.attrs import IDX, ORTH, SENT_START, SPACY
 from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
@@ -33,14 +34,14 @@ _WHITESPACE = ("", " ")
 
 @dataclass(frozen=True)
 class TokenView:
-    text: list[str]
-    lower: list[str]
-    norm: list[str]
-    punct: list[bool]
-    space: list[bool]
-    alpha: list[bool]
-    like_num: list[bool]
-    whitespace: list[str]
+    """Per-token columns of one Doc (tuples: read, never changed)."""
+
+    text: tuple[str, ...]
+    lower: tuple[str, ...]
+    punct: tuple[bool, ...]
+    space: tuple[bool, ...]
+    alpha: tuple[bool, ...]
+    like_num: tuple[bool, ...]
     idx: list[int]  # character offset of each token
     string: str  # the Doc's text (``doc.text`` creates a Token per token)
 
@@ -49,12 +50,11 @@ class TokenView:
         return self.string[self.idx[start]:self.idx[end - 1] + len(self.text[end - 1])] if end > start else ""
 
 
-def _word_table(vocab: Vocab) -> tuple[dict[int, tuple[str, str, bool, bool, bool, bool]], dict[int, str]]:
-    """For one vocabulary (kept alive here): orth id -> (text, lower, is_punct, is_space, is_alpha, like_num),
-    and string id -> string for token norms."""
+def _word_table(vocab: Vocab) -> dict[int, tuple[str, str, bool, bool, bool, bool]]:
+    """For one vocabulary (kept alive here): orth id -> (text, lower, is_punct, is_space, is_alpha, like_num)."""
     entry = _WORDS.get(id(vocab))
     if entry is None or entry[0] is not vocab:
-        entry = _WORDS[id(vocab)] = (vocab, ({}, {}))
+        entry = _WORDS[id(vocab)] = (vocab, {})
     return entry[1]
 
 
@@ -63,8 +63,8 @@ def token_view(doc: Doc) -> TokenView:
     view = doc.user_data.get(VIEW_KEY)
     if view is not None and len(view.text) == len(doc):
         return view
-    (words, norms), vocab = _word_table(doc.vocab), doc.vocab
-    orths, norm_ids, spaced, idx = doc.to_array([ORTH, NORM, SPACY, IDX]).T.tolist() if len(doc) else ([],) * 4
+    words, vocab = _word_table(doc.vocab), doc.vocab
+    orths, spaced, idx = doc.to_array([ORTH, SPACY, IDX]).T.tolist() if len(doc) else ([],) * 3
     try:
         facts = list(map(words.__getitem__, orths))
     except KeyError:  # a word this vocabulary's table has not seen yet
@@ -73,15 +73,10 @@ def token_view(doc: Doc) -> TokenView:
             words[orth] = (lexeme.orth_, lexeme.lower_, lexeme.is_punct, lexeme.is_space, lexeme.is_alpha,
                            lexeme.like_num)
         facts = list(map(words.__getitem__, orths))
-    try:
-        norm = list(map(norms.__getitem__, norm_ids))
-    except KeyError:
-        norm = [norms.setdefault(key, vocab.strings[key]) for key in norm_ids]
-    text, lower, punct, space, alpha, like_num = (list(column) for column in zip(*facts)) if facts else \
-        ([] for _ in range(6))
-    whitespace = list(map(_WHITESPACE.__getitem__, spaced))
-    view = TokenView(text=text, lower=lower, norm=norm, punct=punct, space=space, alpha=alpha, like_num=like_num,
-                     whitespace=whitespace, idx=idx, string="".join(map(str.__add__, text, whitespace)))
+    text, lower, punct, space, alpha, like_num = zip(*facts) if facts else ((),) * 6
+    string = "".join(chain.from_iterable(zip(text, map(_WHITESPACE.__getitem__, spaced))))
+    view = TokenView(text=text, lower=lower, punct=punct, space=space, alpha=alpha, like_num=like_num, idx=idx,
+                     string=string)
     doc.user_data[VIEW_KEY] = view
     return view
 
