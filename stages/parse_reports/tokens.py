@@ -15,6 +15,7 @@ report parser's) keeps only these tuples, and its results are the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -81,7 +82,7 @@ def token_view(doc: Doc) -> TokenView:
         ([] for _ in range(6))
     whitespace = list(map(_WHITESPACE.__getitem__, spaced))
     view = TokenView(text=text, lower=lower, norm=norm, punct=punct, space=space, alpha=alpha, like_num=like_num,
-                     whitespace=whitespace, idx=idx, string="".join(map(str.__add__, text, whitespace)))
+                     whitespace=whitespace, idx=idx, string="".join(chain.from_iterable(zip(text, whitespace))))
     doc.user_data[VIEW_KEY] = view
     return view
 
