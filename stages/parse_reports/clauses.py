@@ -8,6 +8,7 @@ organ of its own. Clause starts become sentence starts too, so NegEx scopes stop
 from __future__ import annotations
 
 from bisect import bisect_left
+from itertools import compress
 from pathlib import Path
 
 from spacy.language import Language
@@ -51,8 +52,8 @@ class _TokenFeatures:
             if lexicon.findings[key].organs:
                 organ_ref.add(start)
         self.organ_ref, self.finding = sorted(organ_ref), sorted(finding)
-        self.predicate = [i for i, word in enumerate(self.tokens.lower)
-                          if word in lexicon.predicates and i not in in_finding]
+        self.predicate = [i for i in _where(lexicon.predicates, self.tokens.lower) if i not in in_finding]
+        self.clause_break = _where(lexicon.clause_breaks, self.tokens.lower)
 
     def _has(self, found: list[int], start: int, end: int) -> bool:
         index = bisect_left(found, start)
@@ -71,8 +72,7 @@ class _TokenFeatures:
 
     def split_clauses(self, start: int, end: int) -> list[tuple[int, int]]:
         """Split a sentence where each side is a statement about an organ of its own."""
-        breaks = self.lexicon.clause_breaks
-        cuts = [i for i, word in enumerate(self.tokens.lower[start + 1:end - 1], start + 1) if word in breaks]
+        cuts = self.clause_break[bisect_left(self.clause_break, start + 1):bisect_left(self.clause_break, end - 1)]
         if not cuts:
             return [(start, end)]
         pieces = [(a, b) for a, b in zip([start] + cuts, cuts + [end]) if a < b]
@@ -95,6 +95,11 @@ class _TokenFeatures:
             else:
                 clauses[-1] = (last_a, b)
         return clauses
+
+
+def _where(words: frozenset[str], lower: tuple[str, ...]) -> list[int]:
+    """Indices of the tokens whose lower-cased text is one of ``words`` (one C-level pass over the Doc)."""
+    return list(compress(range(len(lower)), map(words.__contains__, lower)))
 
 
 @Language.factory("ctglip_report_clauses", default_config={"lexicon_dir": "", "doc_annotations": True})

@@ -26,6 +26,19 @@ class ScopedNegex(Negex):
     def __init__(self, *args, doc_annotations: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.doc_annotations = doc_annotations
+        self.pseudo_id = self.nlp.vocab.strings["pseudo"]
+        self.term_ids = [self.nlp.vocab.strings[kind] for kind in ("Preceding", "Following", "Termination")]
+
+    def process_negations(self, doc: Doc) -> tuple[list[tuple[int, int, int]], ...]:
+        """negspacy's preceding, following and terminating terms, a term starting inside or right after a pseudo
+        negation left out; the match types compared by id (negspacy looks each match's name up, twice)."""
+        matches = self.matcher(doc)
+        masked = {i for match_id, start, end in matches if match_id == self.pseudo_id for i in range(start, end + 1)}
+        found: dict[int, list[tuple[int, int, int]]] = {match_id: [] for match_id in self.term_ids}
+        for match in matches:
+            if match[0] in found and match[1] not in masked:
+                found[match[0]].append(match)
+        return tuple(found.values())
 
     def termination_boundaries(self, doc: Doc, terminating: list) -> list[tuple[int, int]]:
         """negspacy's boundaries, with the sentence starts the clause component kept instead of ``doc.sents`` spans."""

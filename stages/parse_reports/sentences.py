@@ -8,6 +8,7 @@ inside a sentence. Section headers, list markers and blank space are not part of
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import compress
 from pathlib import Path
 
 from spacy.language import Language
@@ -16,6 +17,8 @@ from spacy.tokens import Doc
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 from stages.parse_reports.sections import SENTENCE_END
 from stages.parse_reports.tokens import TokenView, plain_spans, store_sentence_starts, store_spans, token_view
+
+LINE_END_MARKS = SENTENCE_END | {":"}  # a line ending in one of these ends its sentence
 
 
 class ReportSentences:
@@ -36,7 +39,9 @@ class ReportSentences:
             starts.update((start, end))
         count = len(tokens.text)
         text, space = tokens.text, tokens.space
-        for index in [i for i, word in enumerate(text) if word in SENTENCE_END or (space[i] and "\n" in word)]:
+        end_marks = list(compress(range(count), map(SENTENCE_END.__contains__, text)))
+        line_breaks = [i for i in compress(range(count), space) if "\n" in text[i]]
+        for index in sorted(end_marks + line_breaks):
             after = index + 1
             if after >= count:
                 break
@@ -49,7 +54,7 @@ class ReportSentences:
 
     def _breaks_line(self, tokens: TokenView, index: int, after: int) -> bool:
         following = tokens.text[after]
-        return (tokens.text[index].count("\n") > 1 or index == 0 or tokens.text[index - 1] in SENTENCE_END | {":"}
+        return (tokens.text[index].count("\n") > 1 or index == 0 or tokens.text[index - 1] in LINE_END_MARKS
                 or following[:1].isupper() or following[:1].isdigit() or following in self.lexicon.list_markers)
 
     def _ends_sentence(self, tokens: TokenView, index: int, opens_sentence: bool) -> bool:

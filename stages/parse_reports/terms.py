@@ -17,6 +17,7 @@ from stages.parse_reports.tokens import longest_first, store_spans, token_view
 
 MODIFIER_WINDOW = 8
 COORDINATORS = {"and", "or", "/"}
+KINDS = ("ORGAN", "FINDING", "SIDE", "BLOCKED")  # in the order of the lists ``ReportTerms.__call__`` fills
 
 
 class ReportTerms:
@@ -28,7 +29,10 @@ class ReportTerms:
             for form in {variant, variant.capitalize(), variant.upper()}:
                 nlp.vocab[form].norm_ = canonical
         self.matcher = PhraseMatcher(nlp.vocab, attr="NORM")
-        self.kinds: dict[int, tuple[str, str]] = {}
+        self.kinds: dict[int, tuple[int, str | None]] = {}  # match id -> (KINDS index, payload)
+        # the findings' ``heads`` as (describing, described) -> joined: one look-up per neighbouring pair
+        self.wholes = {(describing, described): whole for describing, entry in lexicon.findings.items()
+                       for described, whole in entry.heads.items()}
         for index, term in enumerate(lexicon.organ_terms):
             self._add("ORGAN", str(index), [term.text], nlp)
         for key, entry in lexicon.findings.items():
@@ -46,20 +50,13 @@ class ReportTerms:
                 variants |= {text.replace("-", " "), text.replace("-", "")}
             patterns += [nlp.make_doc(variant) for variant in variants]
         self.matcher.add(key, patterns)
-        self.kinds[nlp.vocab.strings[key]] = (kind, payload)
+        self.kinds[nlp.vocab.strings[key]] = (KINDS.index(kind), payload if kind != "BLOCKED" else None)
 
     def __call__(self, doc: Doc) -> Doc:
-        organs, findings, sides, blocked = [], [], [], []
+        organs, findings, sides, blocked = matched = ([], [], [], [])
         for match_id, start, end in self.matcher(doc):
             kind, payload = self.kinds[match_id]
-            if kind == "ORGAN":
-                organs.append((start, end, payload))
-            elif kind == "FINDING":
-                findings.append((start, end, payload))
-            elif kind == "SIDE":
-                sides.append((start, end, payload))
-            else:
-                blocked.append((start, end, None))
+            matched[kind].append((start, end, payload))
         findings = longest_first(findings)
         covered = {i for start, end, _ in findings for i in range(start, end)}
         organs = [(start, end, index) for start, end, index in longest_first(organs + blocked)
@@ -80,18 +77,18 @@ class ReportTerms:
         Only modifiers, sizes, side and organ words may stand between them ("hypodense right renal lesion");
         the organ and side words keep grounding the joined finding.
         """
-        entries = self.lexicon.findings
         joined: list[tuple[int, int, str]] = []
         index = 0
         while index < len(findings):
             start, end, key = findings[index]
-            following = findings[index + 1] if index + 1 < len(findings) else None
-            whole = entries[key].heads.get(following[2]) if following is not None else None
-            if whole and following[0] - end <= MODIFIER_WINDOW and self._modifiers_only(
-                    doc, end, following[0], word_tokens):
-                joined.append((start, following[1], whole))
-                index += 2
-                continue
+            if index + 1 < len(findings):
+                next_start, next_end, next_key = findings[index + 1]
+                whole = self.wholes.get((key, next_key))
+                if whole and next_start - end <= MODIFIER_WINDOW and self._modifiers_only(
+                        doc, end, next_start, word_tokens):
+                    joined.append((start, next_end, whole))
+                    index += 2
+                    continue
             joined.append((start, end, key))
             index += 1
         return joined

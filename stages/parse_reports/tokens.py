@@ -146,12 +146,20 @@ def flagged_spans(doc: Doc, name: str, key: str) -> set[tuple[int, int]]:
 
 
 def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
-    """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples."""
+    """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples.
+
+    Most matches are one token long and sort last, in the matcher's order: only the longer ones are sorted
+    (a match is never empty).
+    """
     kept, seen = [], set()
-    for match in sorted(matches, key=_longest_then_first):
+    for match in sorted([match for match in matches if match[1] - match[0] > 1], key=_longest_then_first):
         if match[0] not in seen and match[1] - 1 not in seen:
             kept.append(match)
             seen.update(range(match[0], match[1]))
+    for match in matches:
+        if match[1] - match[0] == 1 and match[0] not in seen:
+            kept.append(match)
+            seen.add(match[0])
     return sorted(kept, key=itemgetter(0))
 
 
