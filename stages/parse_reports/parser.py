@@ -21,7 +21,7 @@ from pathlib import Path
 
 from spacy.tokens import Doc
 
-from stages.parse_reports.grounding import SOURCE_RANK, SOURCES, tidy_text
+from stages.parse_reports.grounding import SOURCE_RANK, SOURCES, FindingResult, tidy_text
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION, PREVIOUS_PIECE
@@ -200,9 +200,11 @@ class ReportParser:
                        self.known_words)
         for doc in docs:
             sentence_count += self._collect(doc, organs, certain, unassigned)
-        for organ, report in organs.items():
-            report.hedged_abnormalities = [p for p in report.hedged_abnormalities if p not in certain.get(organ, set())]
-            report.negated_abnormalities = [p for p in report.negated_abnormalities if p not in report.abnormalities]
+        for organ, report in organs.items():  # (most lists are empty or need no filtering)
+            if report.hedged_abnormalities and certain[organ]:
+                report.hedged_abnormalities = [p for p in report.hedged_abnormalities if p not in certain[organ]]
+            if report.negated_abnormalities and report.abnormalities:
+                report.negated_abnormalities = [p for p in report.negated_abnormalities if p not in report.abnormalities]
         return ParsedReport(organs=organs, unassigned=unassigned, sentences=sentence_count)
 
     def sentence_states(self, findings: str) -> list[dict[str, str]]:
@@ -236,21 +238,21 @@ class ReportParser:
                 accounted.add(clause.sentence)
             if clause.unplaced:
                 unplaced.setdefault(clause.sentence, []).extend(f.phrase for f in clause.unplaced if not f.negated)
+            text, sources, rank = clause.text, clause.sources, SOURCE_RANK
             for unit, findings in clause.units.items():
                 report = organs.get(unit)
                 if report is None:
-                    report = organs[unit] = OrganReport(organ=unit)
+                    report = organs[unit] = OrganReport(unit, [], [], [], [])
                     certain[unit] = set()
-                source = clause.sources.get(unit, SOURCES[0])
-                if SOURCE_RANK[source] < SOURCE_RANK[report.stated_by]:
+                source = sources.get(unit, SOURCES[0])
+                if rank[source] < rank[report.stated_by]:
                     report.stated_by = source
-                if SOURCE_RANK[source] < SOURCE_RANK[report.abnormal_by] and any(
-                        not finding.negated for finding in findings):
-                    report.abnormal_by = source
-                if clause.text and clause.text not in report.texts:
-                    report.texts.append(clause.text)
-                for finding in findings:
-                    _add_finding(report, certain[unit], finding.phrase, finding.negated, finding.hedged)
+                if text and text not in report.texts:
+                    report.texts.append(text)
+                if findings:
+                    if rank[source] < rank[report.abnormal_by] and any(not finding.negated for finding in findings):
+                        report.abnormal_by = source
+                    _add_findings(report, certain[unit], findings)
         counted = 0
         for index, (start, end, section) in enumerate(plain_spans(doc, "sentences")):
             if section not in self.lexicon.report_sections:
@@ -262,18 +264,20 @@ class ReportParser:
         return counted
 
 
-def _add_finding(report: OrganReport, certain: set[str], phrase: str, negated: bool, hedged: bool) -> None:
-    if negated:
-        if phrase not in report.negated_abnormalities:
-            report.negated_abnormalities.append(phrase)
-        return
-    if phrase not in report.abnormalities:
-        report.abnormalities.append(phrase)
-    if hedged:
-        if phrase not in report.hedged_abnormalities:
-            report.hedged_abnormalities.append(phrase)
-    else:
-        certain.add(phrase)
+def _add_findings(report: OrganReport, certain: set[str], findings: list[FindingResult]) -> None:
+    """Add a clause's findings about the organ; ``certain``: its phrases stated at least once without a hedge."""
+    for phrase, negated, hedged in findings:
+        if negated:
+            if phrase not in report.negated_abnormalities:
+                report.negated_abnormalities.append(phrase)
+            continue
+        if phrase not in report.abnormalities:
+            report.abnormalities.append(phrase)
+        if hedged:
+            if phrase not in report.hedged_abnormalities:
+                report.hedged_abnormalities.append(phrase)
+        else:
+            certain.add(phrase)
 
 
 @lru_cache(maxsize=1)
