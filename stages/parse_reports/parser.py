@@ -22,6 +22,7 @@ from pathlib import Path
 from spacy.tokens import Doc
 
 from stages.parse_reports.grounding import SOURCE_RANK, SOURCES, FindingResult, tidy_text
+from stages.parse_reports.heap import collector_paused
 from stages.parse_reports.lexicon import load_lexicon
 from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION, PREVIOUS_PIECE
@@ -176,7 +177,9 @@ class ReportParser:
         """:meth:`parse` for many reports, in batches (see the module docstring); one result per report, in order."""
         reports = iter(reports)
         while batch := list(islice(reports, BATCH_REPORTS)):
-            yield from self._parse_batch(batch)
+            with collector_paused():  # parsing makes no reference cycles: see heap.py
+                results = self._parse_batch(batch)
+            yield from results
 
     def parse(self, findings: str | None = None, impression: str | None = None,
               text: str | None = None) -> ParsedReport:
@@ -185,7 +188,8 @@ class ReportParser:
         HTML and markdown are stripped first; a text the parser cannot read (another language) raises
         :class:`UnreadableReport` rather than parse as a normal report.
         """
-        result = self._parse_batch([ReportText(findings, impression, text)])[0]
+        with collector_paused():
+            result = self._parse_batch([ReportText(findings, impression, text)])[0]
         if result.error is not None:
             raise result.error
         return result.report
