@@ -152,8 +152,8 @@ class _ClauseGrounder:
         # token -> its organ mention, for the side scans (only asked in a clause holding a side cue)
         self.owner = {i: m for m in self.mentions for i in range(m.start, m.end)} if self.side_cues else {}
         self.part_starts = [m.start for m in self.mentions if m.term.owners]  # "right lobe", "upper pole": _own_parts
-        self.mention_starts = [m.start for m in self.mentions]
-        self.finding_starts = [f.start for f in self.findings]
+        self.mention_starts = list(map(_START, self.mentions))
+        self.finding_starts = list(map(_START, self.findings))
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
         self.after_heading_line = False  # the sentence before was a heading-only line (a blank line keeps its heading)
@@ -323,7 +323,8 @@ class _ClauseGrounder:
             elif b > a:
                 dropped.add(index + 1)
         for index, mention in enumerate(mentions):
-            if mention.side_source not in ("", "fixed") or self._plural(mention):
+            # (a mention left with no side was resolved as singular: only a fixed one's number is unknown here)
+            if mention.side_source not in ("", "fixed") or (mention.side_source == "fixed" and self._plural(mention)):
                 continue
             if any(set(other.units) < set(mention.units) and other.keys <= mention.keys for other in mentions):
                 dropped.add(index)
