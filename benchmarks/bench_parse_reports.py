@@ -38,7 +38,6 @@ from stages.parse_reports.heap import static_heap_frozen  # noqa: E402
 from stages.parse_reports.lexicon import load_lexicon  # noqa: E402
 from stages.parse_reports.parser import BATCH_REPORTS, ReportText  # noqa: E402
 from stages.parse_reports.plots import plot_summary  # noqa: E402
-from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION  # noqa: E402
 from stages.parse_reports.stage import build_dictionary, parse_records  # noqa: E402
 from stages.parse_reports.tokens import token_view  # noqa: E402
 
@@ -87,9 +86,8 @@ def component_profile(report_parser: ReportParser, reports: list[str]) -> dict[s
     with static_heap_frozen():
         for first in range(0, len(reports), BATCH_REPORTS):
             started = time.process_time()
-            docs = [report_parser.nlp.make_doc(report) for report in reports[first:first + BATCH_REPORTS]]
-            for doc in docs:
-                doc.user_data[INITIAL_SECTION], doc.user_data[COLUMN_TEXT] = "findings", True
+            docs = [doc for report in reports[first:first + BATCH_REPORTS]
+                    for doc in report_parser._make_docs(report, "findings", True)]
             seconds["tokenizer"] += time.process_time() - started
             started = time.process_time()
             for doc in docs:

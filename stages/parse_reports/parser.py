@@ -28,7 +28,7 @@ from stages.parse_reports.pipeline import build_pipeline
 from stages.parse_reports.sections import COLUMN_TEXT, INITIAL_SECTION, PREVIOUS_PIECE
 from stages.parse_reports.markup import strip_markup
 from stages.parse_reports.readable import check_readable, known_words
-from stages.parse_reports.tokens import plain_spans, token_view
+from stages.parse_reports.tokens import TEXT_KEY, plain_spans, token_view
 
 CHUNK_CHARS = 20_000
 BATCH_REPORTS = 32  # reports per batch in parse_many (16-128 measured alike)
@@ -127,6 +127,7 @@ class ReportParser:
         text = strip_markup(text)
         for piece in split_long_text(re.sub(r"\r\n?", "\n", text) if "\r" in text else text):
             doc = self.nlp.make_doc(piece)
+            doc.user_data[TEXT_KEY] = piece  # the token view need not rebuild it
             doc.user_data[INITIAL_SECTION] = section
             doc.user_data[COLUMN_TEXT] = column_text
             if docs:

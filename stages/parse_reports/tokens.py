@@ -28,6 +28,7 @@ VIEW_KEY = "ctglip_token_view"
 SPANS_KEY = "ctglip_plain_spans"
 STARTS_KEY = "ctglip_sentence_starts"
 FLAGS_KEY = "ctglip_span_flags"
+TEXT_KEY = "ctglip_text"  # the text a Doc was made from, where its maker keeps it (``doc.text`` is rebuilt per call)
 _WORDS: dict[int, tuple[Vocab, dict[int, tuple[str, str, bool, bool, bool, bool]]]] = {}
 _WHITESPACE = ("", " ")
 
@@ -74,7 +75,9 @@ def token_view(doc: Doc) -> TokenView:
                            lexeme.like_num)
         facts = list(map(words.__getitem__, orths))
     text, lower, punct, space, alpha, like_num = zip(*facts) if facts else ((),) * 6
-    string = "".join(chain.from_iterable(zip(text, map(_WHITESPACE.__getitem__, spaced))))
+    string = doc.user_data.get(TEXT_KEY)
+    if string is None:  # a Doc made elsewhere: its text from its tokens
+        string = "".join(chain.from_iterable(zip(text, map(_WHITESPACE.__getitem__, spaced))))
     view = TokenView(text=text, lower=lower, punct=punct, space=space, alpha=alpha, like_num=like_num, idx=idx,
                      string=string)
     doc.user_data[VIEW_KEY] = view
