@@ -188,8 +188,12 @@ class _ClauseGrounder:
         self._subject = units
 
     def _between(self, start: int, end: int, allowed: set[str]) -> bool:
-        lower = self.tokens.lower
-        return all(lower[i] in allowed or i in self.sides_at for i in range(start, end))
+        """Whether only ``allowed`` words and side words lie between ``start`` and ``end``."""
+        lower, sides_at = self.tokens.lower, self.sides_at
+        for index in range(start, end):
+            if lower[index] not in allowed and index not in sides_at:
+                return False
+        return True
 
     def _drop_weak(self, mentions: list[_Mention]) -> list[_Mention]:
         """Drop a weak word a neighbouring mention claims (so a lone mention is kept)."""
@@ -667,7 +671,7 @@ def _tidy(tokens: TokenView, start: int, end: int) -> str:
         return ""
     if text[-1] not in ".?!":
         text += "."
-    return text[0].upper() + text[1:]
+    return text if text[0].isupper() else text[0].upper() + text[1:]
 
 
 def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
@@ -696,7 +700,7 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
         result, last = grounder.ground(clause, sentence_index, previous, carried)
         sentence_results.append(result)
         carried = []
-        previous = previous + last
+        previous.extend(last)  # (a new list each sentence; ground keeps no reference to it)
         if result.units or result.unplaced or result.heading:
             results.append(result)
     return results
