@@ -26,8 +26,13 @@ class ReportClauses:
 
     def __call__(self, doc: Doc) -> Doc:
         features = _TokenFeatures(doc, self.lexicon)
-        clauses = [(start, end, section) for sentence_start, sentence_end, section in plain_spans(doc, "sentences")
-                   for start, end in features.split_clauses(sentence_start, sentence_end)]
+        breaks, clauses = features.clause_break, []
+        for sentence_start, sentence_end, section in plain_spans(doc, "sentences"):
+            first = bisect_left(breaks, sentence_start + 1)
+            if first == len(breaks) or breaks[first] >= sentence_end - 1:  # no clause word inside: one clause (most)
+                clauses.append((sentence_start, sentence_end, section))
+            else:
+                clauses += [(start, end, section) for start, end in features.split_clauses(sentence_start, sentence_end)]
         store_sentence_starts(doc, sentence_starts(doc) + [start for start, _, _ in clauses], self.doc_annotations)
         store_spans(doc, "clauses", clauses, annotate=self.doc_annotations)
         return doc
