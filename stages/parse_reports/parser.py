@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, islice
+from itertools import islice
 from pathlib import Path
 
 from spacy.tokens import Doc
@@ -201,8 +201,7 @@ class ReportParser:
         certain: dict[str, set[str]] = {}
         unassigned: list[UnassignedSentence] = []
         sentence_count = 0
-        check_readable([word for doc in docs for word in compress(token_view(doc).lower, token_view(doc).alpha)],
-                       self.known_words)
+        check_readable([token_view(doc) for doc in docs], self.known_words)
         for doc in docs:
             sentence_count += self._collect(doc, organs, certain, unassigned)
         for organ, report in organs.items():  # (most lists are empty or need no filtering)

@@ -10,11 +10,13 @@ synth reports: 60% and more); a Turkish or German one knows a few percent. Repor
 from __future__ import annotations
 
 import re
+from itertools import compress
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from stages.common.errors import InputError
 from stages.parse_reports.lexicon import Lexicon
+from stages.parse_reports.tokens import TokenView
 
 MIN_WORDS = 5
 MIN_KNOWN = 0.4
@@ -34,9 +36,10 @@ def known_words(lexicon: Lexicon) -> frozenset[str]:
     return frozenset(words | {word.lower() for word in STOP_WORDS})
 
 
-def check_readable(words: list[str], known: frozenset[str]) -> None:
-    """Raise :class:`UnreadableReport` when too few of ``words`` (lower-cased letters-only tokens) are known."""
-    words = [word for word in words if len(word) > 1]
+def check_readable(views: list[TokenView], known: frozenset[str]) -> None:
+    """Raise :class:`UnreadableReport` when too few words of a report (its Docs' token views: their letters-only
+    tokens of two letters or more) are known."""
+    words = [word for view in views for word in compress(view.lower, view.alpha) if len(word) > 1]
     if len(words) < MIN_WORDS:
         return
     share = sum(map(known.__contains__, words)) / len(words)

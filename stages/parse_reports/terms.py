@@ -33,6 +33,7 @@ class ReportTerms:
         # the findings' ``heads`` as (describing, described) -> joined: one look-up per neighbouring pair
         self.wholes = {(describing, described): whole for describing, entry in lexicon.findings.items()
                        for described, whole in entry.heads.items()}
+        self.describing = frozenset(describing for describing, _ in self.wholes)
         for index, term in enumerate(lexicon.organ_terms):
             self._add("ORGAN", str(index), [term.text], nlp)
         for key, entry in lexicon.findings.items():
@@ -81,7 +82,7 @@ class ReportTerms:
         index = 0
         while index < len(findings):
             start, end, key = findings[index]
-            if index + 1 < len(findings):
+            if index + 1 < len(findings) and key in self.describing:
                 next_start, next_end, next_key = findings[index + 1]
                 whole = self.wholes.get((key, next_key))
                 if whole and next_start - end <= MODIFIER_WINDOW and self._modifiers_only(
