@@ -452,7 +452,10 @@ class _ClauseGrounder:
         cues = self.side_cues
         first = bisect_left(cues, start) if cues else 0  # most reports have few side words: skip the search
         self.cues_here = first < len(cues) and cues[first] < end
-        mentions = _inside(self.mentions, self.mention_starts, clause)
+        starts = self.mention_starts
+        mentions = self.mentions[bisect_left(starts, start):bisect_left(starts, end)]  # _inside, inlined (hot)
+        while mentions and mentions[-1].end > end:
+            mentions.pop()
         if mentions:
             if len(mentions) > 1:
                 mentions = self._drop_weak(mentions)
@@ -463,7 +466,10 @@ class _ClauseGrounder:
                 mentions = self._drop_generic(mentions)
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
-        findings = _inside(self.findings, self.finding_starts, clause)
+        starts = self.finding_starts
+        findings = self.findings[bisect_left(starts, start):bisect_left(starts, end)]
+        while findings and findings[-1].end > end:
+            findings.pop()
         if self.cues_here:  # else every finding keeps the default: no sides
             self._set_sides(findings, clause)
         self.after_heading_line = (not findings and start == self.sentence.start and end == self.sentence.end
