@@ -12,8 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 DATA = Path(__file__).parent / "data"
 EXPECTED = DATA / "report_parse_expected.jsonl"
 DEV_SETS = ("report_dev_set.jsonl", "report_dev_set.holdout.jsonl")

@@ -354,15 +354,16 @@ class _ClauseGrounder:
         punct = sum(1 for i in gap if self.tokens.punct[i] and self.tokens.text[i] not in "-/")
         return len(gap) + PUNCT_COST * punct, after
 
-    def _set_sides(self, findings: list[_Finding], clause: _Piece) -> None:
-        """Each finding's own laterality words (only asked where the clause holds a side word or "bilaterally")."""
+    def _set_sides(self, findings: list[_Finding], clause: _Piece, organ_named: bool) -> None:
+        """Each finding's own laterality words (only asked where the clause holds a side word or "bilaterally");
+        ``organ_named``: an organ word lies in the clause."""
         for finding in findings:
             # a scan finds only side words (and "bilaterally" forward): none in its reach, no scan
             sides = self._backward_sides(finding.start, clause.start, _NO_SIDES) \
                 if _any_between(self.side_words, clause.start, finding.start) else set()
             if not sides and _any_between(self.side_cues, finding.end, clause.end):
                 sides = self._forward_sides(finding.end, clause.end, _NO_SIDES, False, [])
-            if not sides and not _inside(self.mentions, self.mention_starts, clause):
+            if not sides and not organ_named:
                 sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
             # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
             finding.sides, finding.own = frozenset(sides), _side_set(sides)
@@ -452,26 +453,21 @@ class _ClauseGrounder:
         cues = self.side_cues
         first = bisect_left(cues, start) if cues else 0  # most reports have few side words: skip the search
         self.cues_here = first < len(cues) and cues[first] < end
-        starts = self.mention_starts
-        mentions = self.mentions[bisect_left(starts, start):bisect_left(starts, end)]  # _inside, inlined (hot)
-        while mentions and mentions[-1].end > end:
-            mentions.pop()
+        mentions = _inside(self.mentions, self.mention_starts, start, end)
+        organ_named = bool(mentions)
         if mentions:
             if len(mentions) > 1:
                 mentions = self._drop_weak(mentions)
             self._resolve(mentions, clause)
-            if self.part_starts and _inside_range(self.part_starts, clause):
+            if self.part_starts and _any_between(self.part_starts, start, end):
                 mentions = self._own_parts(mentions, context)
             if len(mentions) > 1:
                 mentions = self._drop_generic(mentions)
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
-        starts = self.finding_starts
-        findings = self.findings[bisect_left(starts, start):bisect_left(starts, end)]
-        while findings and findings[-1].end > end:
-            findings.pop()
+        findings = _inside(self.findings, self.finding_starts, start, end)
         if self.cues_here:  # else every finding keeps the default: no sides
-            self._set_sides(findings, clause)
+            self._set_sides(findings, clause, organ_named)
         self.after_heading_line = (not findings and start == self.sentence.start and end == self.sentence.end
                                    and self.tokens.text[end - 1] == ":")  # a heading alone on its line
         if self.after_heading_line:
@@ -602,8 +598,7 @@ class _ClauseGrounder:
             return start
         for index in range(start, min(end, start + HEADING_TAIL)):
             if text[index] == ":":
-                tail = _Piece(start, index, "")
-                stated = _inside_range(self.finding_starts, tail) or _inside_range(self.mention_starts, tail)
+                stated = _any_between(self.finding_starts, start, index) or _any_between(self.mention_starts, start, index)
                 return None if stated else index
             if punct[index]:
                 return None
@@ -624,10 +619,9 @@ class _ClauseGrounder:
         self.heading, self.subject = (), ()
 
 
-def _inside(items: list, starts: list[int], clause: _Piece) -> list:
-    """The items (sorted by start, not overlapping, so their ends are sorted too) lying inside the clause."""
-    end = clause.end
-    inside = items[bisect_left(starts, clause.start):bisect_left(starts, end)]
+def _inside(items: list, starts: list[int], start: int, end: int) -> list:
+    """The items (sorted by start, not overlapping, so their ends are sorted too) lying in ``start`` .. ``end``."""
+    inside = items[bisect_left(starts, start):bisect_left(starts, end)]
     while inside and inside[-1].end > end:
         inside.pop()
     return inside
@@ -637,11 +631,6 @@ def _after_non(lower: tuple[str, ...], start: int) -> bool:
     """Whether the finding at ``start`` follows "non"/"non-" ("non-calcified nodule"): negated, whatever NegEx says."""
     previous = lower[max(0, start - 2):start]
     return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ("non", "-"))
-
-
-def _inside_range(positions: list[int], clause: _Piece) -> bool:
-    """Whether one of the sorted token ``positions`` lies inside the clause."""
-    return _any_between(positions, clause.start, clause.end)
 
 
 def _any_between(positions: list[int], start: int, end: int) -> bool:

@@ -112,11 +112,6 @@ class Lexicon:
         return frozenset(term.text for term in self.organ_terms)
 
     @cached_property
-    def after_side_starts(self) -> frozenset[str]:
-        """First words of ``after_side_prefixes`` (most words start none, so the prefixes are rarely tried)."""
-        return frozenset(prefix[0] for prefix in self.after_side_prefixes)
-
-    @cached_property
     def region_starts(self) -> frozenset[str]:
         """First words of the region headings."""
         return frozenset(words[0] for words in self.region_headings)
