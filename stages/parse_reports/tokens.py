@@ -1,9 +1,10 @@
 """Plain-Python copies of the token attributes and spans the rule components read again and again.
 
 Indexing a spaCy ``Doc`` creates a ``Token`` object per access; the clause and grounding rules look
-at neighbouring tokens many times, so they read these lists instead (computed once per Doc). The
-lists come from one ``Doc.to_array`` call and a per-vocabulary table of word attributes, so building
-them never creates a ``Token`` either (a report repeats few distinct words). Likewise the components
+at neighbouring tokens many times, so they read these columns instead (computed once per Doc). The
+columns come from one ``Doc.to_array`` call and a per-vocabulary table of word attributes, so building
+them never creates a ``Token`` either (a report repeats few distinct words); the text is the one the
+parser made the Doc from (``TEXT_KEY``), else joined from the tokens. Likewise the components
 keep the spans they write as ``(start, end, value)`` tuples beside ``doc.spans`` (a ``Span`` object is
 created on every read of a span group), the sentence starts they set, and the NegEx components the
 ``(start, end)`` of the spans they flag.
