@@ -15,7 +15,7 @@ which mixes chest and abdominal CT phrasing. Figures printed:
 The parser is timed as the stage runs it: inside ``static_heap_frozen`` (see ``stages/parse_reports/heap.py``);
 so is the baseline.
 
-Usage: ``python benchmarks/bench_parse_reports.py [--reports 2000] [--workers 2] [--repeats 5]``
+Usage: ``python benchmarks/bench_parse_reports.py [--reports 2000] [--workers 2] [--repeats 9]``
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of parser and baseline; the best counts")
+    parser.add_argument("--repeats", type=int, default=9, help="timed runs of parser and baseline; the best counts")
     args = parser.parse_args()
     reports = make_reports(args.reports)
     words = sum(len(r.split()) for r in reports) / len(reports)
