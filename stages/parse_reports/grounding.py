@@ -24,6 +24,7 @@ organ ends the previous heading (a heading starts a new topic).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
@@ -442,9 +443,9 @@ class _ClauseGrounder:
             return self.rules.resolve(tuple(bases), own)
         return tuple(u for u in units if self.side[u] is None or self.side[u] in own)
 
-    def ground(self, clause: _Piece, sentence: int, context: list[_Mention],
-               carried: list[_Mention]) -> tuple[ClauseResult, list[_Mention]]:
-        """Ground one clause.
+    def ground(self, clause: _Piece, sentence: int, context: list[_Mention], carried: list[_Mention],
+               mentions: list[_Mention], findings: list[_Finding]) -> tuple[ClauseResult, list[_Mention]]:
+        """Ground one clause; ``mentions``, ``findings``: those lying inside it (see :func:`_per_clause`).
 
         ``context``: mentions of earlier clauses of the same sentence (for "..., the right is normal");
         ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
@@ -453,7 +454,6 @@ class _ClauseGrounder:
         cues = self.side_cues
         first = bisect_left(cues, start) if cues else 0  # most reports have few side words: skip the search
         self.cues_here = first < len(cues) and cues[first] < end
-        mentions = _inside(self.mentions, self.mention_starts, start, end)
         organ_named = bool(mentions)
         if mentions:
             if len(mentions) > 1:
@@ -465,7 +465,6 @@ class _ClauseGrounder:
                 mentions = self._drop_generic(mentions)
         if not mentions and context:
             mentions = self._ellipsis(clause, [m for m in context if m.term.base])
-        findings = _inside(self.findings, self.finding_starts, start, end)
         if self.cues_here:  # else every finding keeps the default: no sides
             self._set_sides(findings, clause, organ_named)
         self.after_heading_line = (not findings and start == self.sentence.start and end == self.sentence.end
@@ -619,12 +618,21 @@ class _ClauseGrounder:
         self.heading, self.subject = (), ()
 
 
-def _inside(items: list, starts: list[int], start: int, end: int) -> list:
-    """The items (sorted by start, not overlapping, so their ends are sorted too) lying in ``start`` .. ``end``."""
-    inside = items[bisect_left(starts, start):bisect_left(starts, end)]
-    while inside and inside[-1].end > end:
-        inside.pop()
-    return inside
+def _per_clause(items: list, clauses: list[_Piece]) -> Iterator[list]:
+    """For each clause, the items lying inside it, in one pass (items and clauses sorted by start and not
+    overlapping, so the items' ends are sorted too)."""
+    first, count = 0, len(items)
+    for start, end, _ in clauses:
+        while first < count and items[first].start < start:
+            first += 1
+        last = first
+        while last < count and items[last].start < end:
+            last += 1
+        inside = items[first:last]
+        while inside and inside[-1].end > end:
+            inside.pop()
+        yield inside
+        first = last
 
 
 def _after_non(lower: tuple[str, ...], start: int) -> bool:
@@ -678,7 +686,9 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
     results: list[ClauseResult] = []
     sentence_index, previous, last, carried, section = -1, [], [], [], None
     sentence_results: list[ClauseResult] = []
-    for clause in map(_as_piece, plain_spans(doc, "clauses")):
+    clauses = list(map(_as_piece, plain_spans(doc, "clauses")))
+    for clause, mentions, findings in zip(clauses, _per_clause(grounder.mentions, clauses),
+                                          _per_clause(grounder.findings, clauses)):
         while sentence_index < last_sentence and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
@@ -692,7 +702,7 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
         section = clause.label
         if section not in report_sections:
             continue
-        result, last = grounder.ground(clause, sentence_index, previous, carried)
+        result, last = grounder.ground(clause, sentence_index, previous, carried, mentions, findings)
         sentence_results.append(result)
         carried = []
         previous.extend(last)  # (a new list each sentence; ground keeps no reference to it)
