@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
+from typing import Any, TypeVar
 
 from spacy.tokens import Doc
 
@@ -31,6 +32,7 @@ from stages.parse_reports.readable import check_readable, known_words
 from stages.parse_reports.tokens import TEXT_KEY, plain_spans, token_view
 
 CHUNK_CHARS = 20_000
+T = TypeVar("T")
 BATCH_REPORTS = 32  # reports per batch in parse_many (16-128 measured alike)
 
 
@@ -145,33 +147,11 @@ class ReportParser:
         """Each report's Docs, then each component over all of them, then each report's organ results; an error
         stops only its own report."""
         results = [ParseResult(None, None, 0.0) for _ in reports]
-        docs: list[list[Doc]] = [[] for _ in reports]
-        for index, report in enumerate(reports):
-            started = time.perf_counter()
-            try:
-                docs[index] = self._report_docs(report)
-            except Exception as error:  # one bad report must not stop the batch
-                results[index].error = error
-            results[index].seconds += time.perf_counter() - started
+        docs = [_step(result, self._report_docs, report) for result, report in zip(results, reports)]
         for _, component in self.nlp.pipeline:
-            for index, result in enumerate(results):
-                if result.error is not None:
-                    continue
-                started = time.perf_counter()
-                try:
-                    docs[index] = [component(doc) for doc in docs[index]]
-                except Exception as error:
-                    result.error = error
-                result.seconds += time.perf_counter() - started
-        for index, result in enumerate(results):
-            if result.error is not None:
-                continue
-            started = time.perf_counter()
-            try:
-                result.report = self._organ_results(docs[index])
-            except Exception as error:
-                result.error = error
-            result.seconds += time.perf_counter() - started
+            docs = [_step(result, _each, component, report_docs) for result, report_docs in zip(results, docs)]
+        for result, report_docs in zip(results, docs):
+            result.report = _step(result, self._organ_results, report_docs)
         return results
 
     def parse_many(self, reports: Iterable[ReportText]) -> Iterator[ParseResult]:
@@ -220,7 +200,7 @@ class ReportParser:
         states: list[dict[str, str]] = []
         docs = self._make_docs(findings, "findings", True)
         for _, component in self.nlp.pipeline:
-            docs = [component(doc) for doc in docs]
+            docs = _each(component, docs)
         for doc in docs:
             per_sentence: dict[int, dict[str, list]] = {}
             for clause in doc._.report_clauses:
@@ -266,6 +246,25 @@ class ReportParser:
                 unassigned.append(UnassignedSentence(section=section, text=tidy_text(doc, start, end),
                                                      abnormalities=list(dict.fromkeys(unplaced.get(index, [])))))
         return counted
+
+
+def _step(result: ParseResult, work: Callable[..., T], *args: Any) -> T | None:
+    """``work(*args)`` for one report of a batch, unless an earlier step stopped it; its time counts to the report, and
+    an error stops only this report."""
+    if result.error is not None:
+        return None
+    started = time.perf_counter()
+    try:
+        return work(*args)
+    except Exception as error:  # one bad report must not stop the batch
+        result.error = error
+        return None
+    finally:
+        result.seconds += time.perf_counter() - started
+
+
+def _each(component: Callable[[Doc], Doc], docs: list[Doc]) -> list[Doc]:
+    return [component(doc) for doc in docs]
 
 
 def _add_findings(report: OrganReport, certain: set[str], findings: list[FindingResult]) -> None:
