@@ -8,14 +8,14 @@ organ of its own. Clause starts become sentence starts too, so NegEx scopes stop
 from __future__ import annotations
 
 from bisect import bisect_left
-from itertools import compress
 from pathlib import Path
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
-from stages.parse_reports.tokens import plain_spans, sentence_starts, store_sentence_starts, store_spans, token_view
+from stages.parse_reports.tokens import (any_between, plain_spans, positions_of, sentence_starts, store_sentence_starts,
+                                         store_spans, token_view)
 
 
 class ReportClauses:
@@ -26,13 +26,8 @@ class ReportClauses:
 
     def __call__(self, doc: Doc) -> Doc:
         features = _TokenFeatures(doc, self.lexicon)
-        breaks, clauses = features.clause_break, []
-        for sentence_start, sentence_end, section in plain_spans(doc, "sentences"):
-            first = bisect_left(breaks, sentence_start + 1)
-            if first == len(breaks) or breaks[first] >= sentence_end - 1:  # no clause word inside: one clause (most)
-                clauses.append((sentence_start, sentence_end, section))
-            else:
-                clauses += [(start, end, section) for start, end in features.split_clauses(sentence_start, sentence_end)]
+        clauses = [(start, end, section) for sentence_start, sentence_end, section in plain_spans(doc, "sentences")
+                   for start, end in features.split_clauses(sentence_start, sentence_end)]
         store_sentence_starts(doc, sentence_starts(doc) + [start for start, _, _ in clauses], self.doc_annotations)
         store_spans(doc, "clauses", clauses, annotate=self.doc_annotations)
         return doc
@@ -57,21 +52,17 @@ class _TokenFeatures:
             if lexicon.findings[key].organs:
                 organ_ref.add(start)
         self.organ_ref, self.finding = sorted(organ_ref), sorted(finding)
-        self.predicate = [i for i in _where(lexicon.predicates, self.tokens.lower) if i not in in_finding]
-        self.clause_break = _where(lexicon.clause_breaks, self.tokens.lower)
-
-    def _has(self, found: list[int], start: int, end: int) -> bool:
-        index = bisect_left(found, start)
-        return index < len(found) and found[index] < end
+        self.predicate = [i for i in positions_of(lexicon.predicates, self.tokens.lower) if i not in in_finding]
+        self.clause_break = positions_of(lexicon.clause_breaks, self.tokens.lower)
 
     def _complete_left(self, start: int, end: int) -> bool:
-        return self._has(self.organ_ref, start, end) and (
-            self._has(self.predicate, start, end) or self._has(self.finding, start, end))
+        return any_between(self.organ_ref, start, end) and (
+            any_between(self.predicate, start, end) or any_between(self.finding, start, end))
 
     def _complete_right(self, start: int, end: int) -> bool:
         """A statement of its own: names an organ and has a predicate, and does not go on a list ("B or C is seen")."""
         first = bisect_left(self.predicate, start)
-        if first == len(self.predicate) or self.predicate[first] >= end or not self._has(self.organ_ref, start, end):
+        if first == len(self.predicate) or self.predicate[first] >= end or not any_between(self.organ_ref, start, end):
             return False
         return not any(word in self.lexicon.no_break_after for word in self.tokens.lower[start:self.predicate[first]])
 
@@ -86,8 +77,8 @@ class _TokenFeatures:
         for a, b in pieces:
             a = carry if carry is not None else a
             carry = None
-            names_organ_only = (self._has(self.organ_ref, a, b) and not self._has(self.predicate, a, b)
-                                and not self._has(self.finding, a, b))
+            names_organ_only = (any_between(self.organ_ref, a, b) and not any_between(self.predicate, a, b)
+                                and not any_between(self.finding, a, b))
             if names_organ_only and b < end:
                 carry = a
                 continue
@@ -100,11 +91,6 @@ class _TokenFeatures:
             else:
                 clauses[-1] = (last_a, b)
         return clauses
-
-
-def _where(words: frozenset[str], lower: tuple[str, ...]) -> list[int]:
-    """Indices of the tokens whose lower-cased text is one of ``words`` (one C-level pass over the Doc)."""
-    return list(compress(range(len(lower)), map(words.__contains__, lower)))
 
 
 @Language.factory("ctglip_report_clauses", default_config={"lexicon_dir": "", "doc_annotations": True})

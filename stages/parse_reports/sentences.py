@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 
 from stages.parse_reports.lexicon import Lexicon, load_lexicon
 from stages.parse_reports.sections import SENTENCE_END
-from stages.parse_reports.tokens import TokenView, plain_spans, store_sentence_starts, store_spans, token_view
+from stages.parse_reports.tokens import TokenView, plain_spans, positions_of, store_sentence_starts, store_spans, token_view
 
 LINE_END_MARKS = SENTENCE_END | {":"}  # a line ending in one of these ends its sentence
 
@@ -39,7 +39,7 @@ class ReportSentences:
             starts.update((start, end))
         count = len(tokens.text)
         text, space = tokens.text, tokens.space
-        end_marks = list(compress(range(count), map(SENTENCE_END.__contains__, text)))
+        end_marks = positions_of(SENTENCE_END, text)
         line_breaks = [i for i in compress(range(count), space) if "\n" in text[i]]
         for index in sorted(end_marks + line_breaks):
             after = index + 1

@@ -15,8 +15,9 @@ report parser's) keeps only these tuples, and its results are the same.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, compress
 from operator import itemgetter
 from typing import Any
 
@@ -170,3 +171,14 @@ def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, A
 def _longest_then_first(match: tuple[int, int, Any]) -> tuple[int, int]:
     """Sort key: longest first, then earliest start; equal keys keep the matcher's order (a stable sort)."""
     return match[0] - match[1], match[0]
+
+
+def positions_of(words: frozenset[str] | set[str], column: tuple[str, ...]) -> list[int]:
+    """Indices of the tokens whose text in ``column`` is one of ``words`` (one C-level pass over the Doc)."""
+    return list(compress(range(len(column)), map(words.__contains__, column)))
+
+
+def any_between(positions: list[int], start: int, end: int) -> bool:
+    """Whether one of the sorted token ``positions`` lies in ``start`` .. ``end`` (exclusive): one bisect."""
+    index = bisect_left(positions, start)
+    return index < len(positions) and positions[index] < end
