@@ -23,7 +23,6 @@ organ ends the previous heading (a heading starts a new topic).
 """
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,7 +34,7 @@ from spacy.tokens import Doc
 
 from stages.parse_reports.grounding_rules import GroundingRules
 from stages.parse_reports.lexicon import FindingEntry, OrganTerm
-from stages.parse_reports.tokens import TokenView, flagged_spans, plain_spans, token_view
+from stages.parse_reports.tokens import TokenView, any_between, flagged_spans, plain_spans, token_view
 
 BACKWARD_SIDE_WINDOW = 4
 FORWARD_SIDE_WINDOW = 8
@@ -271,10 +270,10 @@ class _ClauseGrounder:
             plural = self._plural(mention)
             # with no side word nor "bilaterally" in the clause, only a later mention can give a side
             sides = self._backward_sides(mention.start, clause.start, mention.keys) \
-                if self.cues_here and _any_between(self.side_words, clause.start, mention.start) else set()
+                if self.cues_here and any_between(self.side_words, clause.start, mention.start) else set()
             source = "before"
             if not sides and (index + 1 < len(mentions) or (
-                    self.cues_here and _any_between(self.side_cues, mention.end, clause.end))):
+                    self.cues_here and any_between(self.side_cues, mention.end, clause.end))):
                 sides, source = self._forward_sides(mention.end, clause.end, mention.keys, plural,
                                                     mentions[index + 1:]), "after"
             mention.side_source = source if sides else ("plural" if plural else "")
@@ -361,8 +360,8 @@ class _ClauseGrounder:
         for finding in findings:
             # a scan finds only side words (and "bilaterally" forward): none in its reach, no scan
             sides = self._backward_sides(finding.start, clause.start, _NO_SIDES) \
-                if _any_between(self.side_words, clause.start, finding.start) else set()
-            if not sides and _any_between(self.side_cues, finding.end, clause.end):
+                if any_between(self.side_words, clause.start, finding.start) else set()
+            if not sides and any_between(self.side_cues, finding.end, clause.end):
                 sides = self._forward_sides(finding.end, clause.end, _NO_SIDES, False, [])
             if not sides and not organ_named:
                 sides = {self.sides_at[i] for i in range(clause.start, clause.end) if i in self.sides_at}
@@ -451,15 +450,13 @@ class _ClauseGrounder:
         ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
         """
         start, end = clause.start, clause.end
-        cues = self.side_cues
-        first = bisect_left(cues, start) if cues else 0  # most reports have few side words: skip the search
-        self.cues_here = first < len(cues) and cues[first] < end
+        self.cues_here = any_between(self.side_cues, start, end)
         organ_named = bool(mentions)
         if mentions:
             if len(mentions) > 1:
                 mentions = self._drop_weak(mentions)
             self._resolve(mentions, clause)
-            if self.part_starts and _any_between(self.part_starts, start, end):
+            if self.part_starts and any_between(self.part_starts, start, end):
                 mentions = self._own_parts(mentions, context)
             if len(mentions) > 1:
                 mentions = self._drop_generic(mentions)
@@ -490,11 +487,9 @@ class _ClauseGrounder:
                 return result, mentions
         if not mentions and not findings and not self.heading:
             return result, mentions
-        units, sources = result.units, result.sources
         for mention in mentions:
             for unit in mention.units:
-                if unit not in sources:  # else an earlier mention placed it, from the same source
-                    units[unit], sources[unit] = [], mention_source
+                result.place(unit, mention_source)
         narrowing = self._place_findings(result, findings, mentions, context, clause, mention_source) \
             if findings else None
         if not result.units and self.heading and not (
@@ -542,14 +537,10 @@ class _ClauseGrounder:
         negated, hedged = ent.negated, ent.hedged
         if not units and entry.phrase:
             result.unplaced.append(FindingResult(entry.phrase, negated, hedged))
-        phrases, placed, sources, rank = self.rules.phrase[entry.key], result.units, result.sources, SOURCE_RANK
+        phrases, placed = self.rules.phrase[entry.key], result.units
         stated = None  # one tuple per phrase, shared by the units stating it
-        for unit in units:  # ClauseResult.place, inlined: a report records hundreds
-            known = sources.get(unit)
-            if known is None:
-                placed[unit], sources[unit] = [], source
-            elif rank[source] < rank[known]:
-                sources[unit] = source
+        for unit in units:
+            result.place(unit, source)
             phrase = phrases[unit]
             if phrase:
                 if stated is None or phrase != stated[0]:
@@ -597,7 +588,7 @@ class _ClauseGrounder:
             return start
         for index in range(start, min(end, start + HEADING_TAIL)):
             if text[index] == ":":
-                stated = _any_between(self.finding_starts, start, index) or _any_between(self.mention_starts, start, index)
+                stated = any_between(self.finding_starts, start, index) or any_between(self.mention_starts, start, index)
                 return None if stated else index
             if punct[index]:
                 return None
@@ -639,12 +630,6 @@ def _after_non(lower: tuple[str, ...], start: int) -> bool:
     """Whether the finding at ``start`` follows "non"/"non-" ("non-calcified nodule"): negated, whatever NegEx says."""
     previous = lower[max(0, start - 2):start]
     return bool(previous) and (previous[-1] in {"non", "non-"} or previous == ("non", "-"))
-
-
-def _any_between(positions: list[int], start: int, end: int) -> bool:
-    """Whether one of the sorted token ``positions`` lies in ``start`` .. ``end`` (exclusive)."""
-    index = bisect_left(positions, start)
-    return index < len(positions) and positions[index] < end
 
 
 def _side_set(sides: set[str]) -> frozenset[str]:
