@@ -23,6 +23,7 @@ organ ends the previous heading (a heading starts a new topic).
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -297,14 +298,20 @@ class _ClauseGrounder:
 
     def _owner_units(self, part: _Mention, named: list[_Mention], context: list[_Mention],
                      owners: frozenset[str]) -> tuple[str, ...]:
-        nearest = sorted(named, key=lambda m: part.start - m.end if m.end <= part.start else m.start - part.end)
-        for candidates in ([m.units for m in nearest], [m.units for m in reversed(context)], [self.subject],
-                           [self.heading]):
-            for units in candidates:
-                owned = tuple(u for u in units if u in owners or self.base[u] in owners)
-                if owned:
-                    return owned
+        for units in self._owner_candidates(part, named, context):
+            owned = tuple(u for u in units if u in owners or self.base[u] in owners)
+            if owned:
+                return owned
         return ()
+
+    def _owner_candidates(self, part: _Mention, named: list[_Mention], context: list[_Mention]
+                          ) -> Iterator[tuple[str, ...]]:
+        """Organ units that may own a part-word, most trusted first (the later ones are worked out only if asked)."""
+        yield from (m.units for m in sorted(named, key=lambda m: part.start - m.end if m.end <= part.start
+                                            else m.start - part.end))
+        yield from (m.units for m in reversed(context))
+        yield self.subject
+        yield self.heading
 
     def _take_owner(self, part: _Mention, owned: tuple[str, ...]) -> None:
         bases = tuple(dict.fromkeys(self.base[u] for u in owned))
@@ -444,7 +451,7 @@ class _ClauseGrounder:
 
     def ground(self, clause: _Piece, sentence: int, context: list[_Mention], carried: list[_Mention],
                mentions: list[_Mention], findings: list[_Finding]) -> tuple[ClauseResult, list[_Mention]]:
-        """Ground one clause; ``mentions``, ``findings``: those lying inside it (see :func:`_per_clause`).
+        """Ground one clause; ``mentions``, ``findings``: those lying inside it (see :func:`_inside`).
 
         ``context``: mentions of earlier clauses of the same sentence (for "..., the right is normal");
         ``carried``: mentions of the clause before a ";" (for "Normal aortic caliber; no calcification").
@@ -609,21 +616,12 @@ class _ClauseGrounder:
         self.heading, self.subject = (), ()
 
 
-def _per_clause(items: list, clauses: list[_Piece]) -> Iterator[list]:
-    """For each clause, the items lying inside it, in one pass (items and clauses sorted by start and not
-    overlapping, so the items' ends are sorted too)."""
-    first, count = 0, len(items)
-    for start, end, _ in clauses:
-        while first < count and items[first].start < start:
-            first += 1
-        last = first
-        while last < count and items[last].start < end:
-            last += 1
-        inside = items[first:last]
-        while inside and inside[-1].end > end:
-            inside.pop()
-        yield inside
-        first = last
+def _inside(items: list, starts: list[int], clause: _Piece) -> list:
+    """The items (sorted by ``starts``, not overlapping) lying inside the clause."""
+    inside = items[bisect_left(starts, clause.start):bisect_left(starts, clause.end)]
+    while inside and inside[-1].end > clause.end:
+        inside.pop()
+    return inside
 
 
 def _after_non(lower: tuple[str, ...], start: int) -> bool:
@@ -672,8 +670,7 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
     sentence_index, previous, last, carried, section = -1, [], [], [], None
     sentence_results: list[ClauseResult] = []
     clauses = list(map(_as_piece, plain_spans(doc, "clauses")))
-    for clause, mentions, findings in zip(clauses, _per_clause(grounder.mentions, clauses),
-                                          _per_clause(grounder.findings, clauses)):
+    for clause in clauses:
         while sentence_index < last_sentence and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
@@ -687,7 +684,9 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
         section = clause.label
         if section not in report_sections:
             continue
-        result, last = grounder.ground(clause, sentence_index, previous, carried, mentions, findings)
+        result, last = grounder.ground(clause, sentence_index, previous, carried,
+                                       _inside(grounder.mentions, grounder.mention_starts, clause),
+                                       _inside(grounder.findings, grounder.finding_starts, clause))
         sentence_results.append(result)
         carried = []
         previous.extend(last)  # (a new list each sentence; ground keeps no reference to it)
