@@ -58,8 +58,8 @@ class ReportTerms:
         for match_id, start, end in self.matcher(doc):
             kind, payload = self.kinds[match_id]
             matched[kind].append((start, end, payload))
-        findings = longest_first(findings)
-        covered = {i for start, end, _ in findings for i in range(start, end)}
+        covered: set[int] = set()
+        findings = longest_first(findings, covered)
         organs = [(start, end, index) for start, end, index in longest_first(organs + blocked)
                   if index is not None and not covered.issuperset(range(start, end))]
         organ_tokens = {i for start, end, _ in organs for i in range(start, end)}

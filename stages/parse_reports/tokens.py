@@ -150,13 +150,14 @@ def flagged_spans(doc: Doc, name: str, key: str) -> set[tuple[int, int]]:
     return flagged
 
 
-def longest_first(matches: list[tuple[int, int, Any]]) -> list[tuple[int, int, Any]]:
+def longest_first(matches: list[tuple[int, int, Any]], covered: set[int] | None = None) -> list[tuple[int, int, Any]]:
     """Non-overlapping matches, the (first) longest winning, in text order: ``spacy.util.filter_spans`` on tuples.
 
     Most matches are one token long and sort last, in the matcher's order: only the longer ones are sorted
-    (a match is never empty).
+    (a match is never empty). ``covered``, an empty set if given, receives the kept matches' tokens (the
+    caller need not collect them again).
     """
-    kept, seen = [], set()
+    kept, seen = [], set() if covered is None else covered
     for match in sorted([match for match in matches if match[1] - match[0] > 1], key=_longest_then_first):
         if match[0] not in seen and match[1] - 1 not in seen:
             kept.append(match)
