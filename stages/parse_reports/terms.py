@@ -60,9 +60,7 @@ class ReportTerms:
             matched[kind].append((start, end, payload))
         covered: set[int] = set()
         findings = longest_first(findings, covered)
-        organs = [(start, end, index) for start, end, index in longest_first(organs + blocked)
-                  if index is not None and not covered.issuperset(range(start, end))]
-        organ_tokens = {i for start, end, _ in organs for i in range(start, end)}
+        organs, organ_tokens = _organ_words(organs + blocked, covered)
         sides = [side for side in sides if side[0] not in organ_tokens and side[0] not in covered]
         word_tokens = organ_tokens | {i for start, end, _ in sides for i in range(start, end)}
         annotate = self.doc_annotations
@@ -101,6 +99,22 @@ class ReportTerms:
         return all(i in word_tokens or tokens.like_num[i] or tokens.lower[i] in modifiers
                    or (tokens.lower[i] in COORDINATORS and i - 1 in word_tokens and i + 1 in word_tokens)
                    for i in range(start, end))
+
+
+def _organ_words(organs_and_blocked: list[tuple[int, int, str | None]],
+                 covered: set[int]) -> tuple[list[tuple[int, int, str]], set[int]]:
+    """The organ matches that win over the blocked phrases and lie not wholly inside a finding, and their tokens.
+
+    The tokens are longest_first's, less those of the few matches dropped here (kept matches never overlap).
+    """
+    organs, tokens = [], set()
+    for organ in longest_first(organs_and_blocked, tokens):
+        start, end, index = organ
+        if index is None or covered.issuperset(range(start, end)):
+            tokens.difference_update(range(start, end))
+        else:
+            organs.append(organ)
+    return organs, tokens
 
 
 @Language.factory("ctglip_report_terms", default_config={"lexicon_dir": "", "doc_annotations": True})
