@@ -233,10 +233,8 @@ class ReportParser:
                     report.stated_by = source
                 if text and text not in report.texts:
                     report.texts.append(text)
-                if findings:
-                    if rank[source] < rank[report.abnormal_by] and any(not finding.negated for finding in findings):
-                        report.abnormal_by = source
-                    _add_findings(report, certain[unit], findings)
+                if findings and _add_findings(report, certain[unit], findings) and rank[source] < rank[report.abnormal_by]:
+                    report.abnormal_by = source
         counted = 0
         for index, (start, end, section) in enumerate(plain_spans(doc, "sentences")):
             if section not in self.lexicon.report_sections:
@@ -267,13 +265,18 @@ def _each(component: Callable[[Doc], Doc], docs: list[Doc]) -> list[Doc]:
     return [component(doc) for doc in docs]
 
 
-def _add_findings(report: OrganReport, certain: set[str], findings: list[FindingResult]) -> None:
-    """Add a clause's findings about the organ; ``certain``: its phrases stated at least once without a hedge."""
+def _add_findings(report: OrganReport, certain: set[str], findings: list[FindingResult]) -> bool:
+    """Add a clause's findings about the organ; ``certain``: its phrases stated at least once without a hedge.
+
+    Returns whether one of them is stated (not negated), which the caller needs too.
+    """
+    stated = False
     for phrase, negated, hedged in findings:
         if negated:
             if phrase not in report.negated_abnormalities:
                 report.negated_abnormalities.append(phrase)
             continue
+        stated = True
         if phrase not in report.abnormalities:
             report.abnormalities.append(phrase)
         if hedged:
@@ -281,6 +284,7 @@ def _add_findings(report: OrganReport, certain: set[str], findings: list[Finding
                 report.hedged_abnormalities.append(phrase)
         else:
             certain.add(phrase)
+    return stated
 
 
 @lru_cache(maxsize=1)
