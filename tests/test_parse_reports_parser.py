@@ -313,6 +313,19 @@ def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
     assert states(parser.parse(findings=text)) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Hepatic secondaries.", {"liver": "abnormal"}),
+    ("No hepatic secondaries.", {"liver": "normal"}),
+    ("Secondaries are suspected in both lungs.", {"lung_left": "uncertain", "lung_right": "uncertain"}),
+    ("Right pleural effusion secondary to heart failure.", {"lung_right": "abnormal", "heart": "normal"}),
+])
+def test_secondaries_are_metastases_but_secondary_to_is_a_cause(parser, text, expected):
+    """British "secondaries" keeps its own norm (a distinct plural), so it never matches as "secondary"."""
+    report = parser.parse(findings=text)
+    assert states(report) == expected
+    assert all(row.abnormalities in ([], ["metastasis"]) for row in report.organs.values() if "secondaries" in text.lower())
+
+
 def test_spacy_annotations_match_the_plain_tuples_the_parser_reads(parser, annotating_nlp):
     """The parser's pipeline skips the spaCy annotations; a pipeline writing them grounds the same way, and what
     it writes is what the components pass each other."""

@@ -279,6 +279,7 @@ def build_word_norms(words: set[str], language: dict[str, Any]) -> dict[str, str
     """Variant -> canonical word: plurals and British spellings of every lexicon word."""
     irregular = language.get("irregular_plurals", {})
     stopwords = set(language.get("stopwords", []))
+    distinct = set(language.get("distinct_plurals", []))
     rules = [(re.compile(pattern), replacement) for pattern, replacement in language.get("british_spellings", [])]
     norms: dict[str, str] = {}
     for word in sorted(words):
@@ -287,7 +288,7 @@ def build_word_norms(words: set[str], language: dict[str, Any]) -> dict[str, str
         spellings = {word} | {rule.sub(replacement, word) for rule, replacement in rules if rule.search(word)}
         for spelling in spellings:
             for form in {spelling} | plural_forms(spelling, irregular):
-                if form != word:
+                if form != word and form not in distinct:
                     norms.setdefault(form, word)
     for singular, plurals in irregular.items():
         for plural in plurals:
