@@ -313,6 +313,15 @@ def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
     assert states(parser.parse(findings=text)) == expected
 
 
+@pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
+                                  "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
+def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
+    """UK style "? Effusion": the "?" opens the sentence it hedges (it used to end an empty one)."""
+    report = parser.parse(findings=text)
+    assert states(report)["lung_right"] == "uncertain"
+    assert report.organs["lung_right"].texts == ["Small right pleural effusion."]  # its own sentence
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Hepatic secondaries.", {"liver": "abnormal"}),
     ("No hepatic secondaries.", {"liver": "normal"}),

@@ -2,7 +2,8 @@
 
 Sentences end at ".", "!", "?", ";" and at line breaks that start a new statement, but not inside
 measurements ("2.3 x 1.8 cm"), after list numbers ("1.") or abbreviations ("approx."), or at a "?"
-inside a sentence. Section headers, list markers and blank space are not part of a sentence.
+inside a sentence or opening one ("? Small effusion", a query). Section headers, list markers and blank
+space are not part of a sentence.
 -> ``doc.spans["sentences"]`` (labelled with their section) and the Doc's sentence starts.
 """
 from __future__ import annotations
@@ -48,7 +49,7 @@ class ReportSentences:
             if space[index] and "\n" in text[index]:
                 if self._breaks_line(tokens, index, after):
                     starts.add(after)
-            elif self._ends_sentence(tokens, index, index - 1 in starts and index not in starts):
+            elif self._ends_sentence(tokens, index, starts):
                 starts.add(after)
         return sorted(start for start in starts if start < count)
 
@@ -57,13 +58,14 @@ class ReportSentences:
         return (tokens.text[index].count("\n") > 1 or index == 0 or tokens.text[index - 1] in LINE_END_MARKS
                 or following[:1].isupper() or following[:1].isdigit() or following in self.lexicon.list_markers)
 
-    def _ends_sentence(self, tokens: TokenView, index: int, opens_sentence: bool) -> bool:
-        """Whether the end mark at ``index`` ends its sentence; ``opens_sentence``: the token before it began one."""
+    def _ends_sentence(self, tokens: TokenView, index: int, starts: set[int]) -> bool:
+        """Whether the end mark at ``index`` ends its sentence (``starts``: the sentence starts found before it)."""
         following = tokens.text[index + 1]
         following_lower = following[:1].islower() or following[:1].isdigit()
-        if tokens.text[index] == "?" and following_lower:
-            return False
+        if tokens.text[index] == "?" and (following_lower or index in starts):
+            return False  # "?" inside a sentence, or opening one ("? Small effusion": a query about what follows)
         if tokens.text[index] == "." and index > 0:
+            opens_sentence = index - 1 in starts and index not in starts  # "1." opening a list item
             if tokens.like_num[index - 1] and len(tokens.text[index - 1]) <= 2 and opens_sentence:
                 return False
             if tokens.lower[index - 1] in self.lexicon.abbreviations and following_lower:
