@@ -308,6 +308,8 @@ def test_a_heading_line_naming_no_organ_ends_the_previous_heading(parser):
     ("Appearance in favor of emphysema in both lungs.", {"lung_left": "abnormal", "lung_right": "abnormal"}),
     ("Metastasis cannot be completely excluded in the liver.", {"liver": "uncertain"}),
     ("Density increase in the right lower lobe is likely related to atelectasis.", {"lung_right": "abnormal"}),
+    ("Right lower lobe atelectasis. Pneumonia is less likely.", {"lung_right": "abnormal", "lung_left": "normal"}),
+    ("Pneumonia is not likely.", {"lung_right": "normal", "lung_left": "normal"}),
 ])
 def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
     assert states(parser.parse(findings=text)) == expected
