@@ -315,6 +315,18 @@ def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
     assert states(parser.parse(findings=text)) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Linear atelectasis in the middle lobe of the right lung and the lingular segment of the left lung.",
+     {"lung_right": "abnormal", "lung_left": "abnormal"}),
+    ("Atelectasis of the right lung and the left lower lobe.", {"lung_right": "abnormal", "lung_left": "abnormal"}),
+    ("Atelectasis of the right lung.", {"lung_right": "abnormal"}),
+    ("Atelectasis in the lower lobe on the right.", {"lung_right": "abnormal"}),
+])
+def test_a_side_word_before_an_organ_word_is_the_organs_not_the_findings(parser, text, expected):
+    """"of the right lung": "right" belongs to the lung, so the finding still covers every organ the clause names."""
+    assert states(parser.parse(findings=text)) == expected
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

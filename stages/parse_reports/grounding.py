@@ -251,7 +251,9 @@ class _ClauseGrounder:
             if not plural and words[index] in prefixes:
                 for prefix in prefixes[words[index]]:
                     stop = index + len(prefix)
-                    if stop < upper and stop in self.sides_at and tuple(words[index:stop]) == prefix:
+                    # "on the right", not "of the right lung": a side word before an organ word is that organ's
+                    if stop < upper and stop in self.sides_at and stop + 1 not in self.owner and \
+                            tuple(words[index:stop]) == prefix:
                         return {self.sides_at[stop]}
         return set()
 
