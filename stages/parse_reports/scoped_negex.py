@@ -1,19 +1,19 @@
-"""negspacy's NegEx with one change: spans are sorted into scopes in one pass, as plain tuples.
+"""negspacy's NegEx with one change: spans are placed in scopes by bisects, as plain tuples.
 
 ``negspacy.negation.Negex.negex`` walks every span of ``span_keys`` once per scope boundary
 (sentence or termination term) and creates a ``Span`` for each visit, which dominated the parse time
 of long reports. This subclass keeps negspacy's termsets, PhraseMatcher, pseudo-negation handling,
 boundaries and its negation rule (a preceding term before the span or a following term after it, in
-the same scope), but places the spans and terms with a bisect over the boundary starts (per scope, only
-the first preceding term and the furthest-reaching following term matter), reads the spans as the
-``(start, end, value)`` tuples the terms component keeps, reads the sentence starts from the Doc's
-array, and creates a ``Span`` only to set the extension on the spans it flags. The flagged
-``(start, end)`` pairs are kept for the grounding too (:func:`tokens.flagged_spans`), which then
-reads no ``Span`` either. negspacy's ``ent_types`` and ``chunk_prefix`` options are not offered.
+the same scope), but places the terms with a bisect over the boundary starts (per scope, only the first
+preceding term and the furthest-reaching following term matter), visits only the spans of the scopes
+holding a term, reads the spans as the ``(start, end, value)`` tuples the terms component keeps, reads
+the sentence starts from the Doc's array, and creates a ``Span`` only to set the extension on the spans
+it flags. The flagged ``(start, end)`` pairs are kept for the grounding too (:func:`tokens.flagged_spans`),
+which then reads no ``Span`` either. negspacy's ``ent_types`` and ``chunk_prefix`` options are not offered.
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from negspacy.negation import Negex
 from spacy.language import Language
@@ -40,31 +40,34 @@ class ScopedNegex(Negex):
                 found[match[0]].append(match)
         return tuple(found.values())
 
-    def termination_boundaries(self, doc: Doc, terminating: list) -> list[tuple[int, int]]:
-        """negspacy's boundaries, with the sentence starts the clause component kept instead of ``doc.sents`` spans."""
-        starts = sorted(sentence_starts(doc) + [t[1] for t in terminating] + [len(doc)])
-        return list(zip(starts, starts[1:]))
+    def scope_bounds(self, doc: Doc, terminating: list) -> list[int]:
+        """negspacy's boundaries as sorted points, a scope running from one to the next: the sentence starts the
+        clause component kept (instead of ``doc.sents`` spans), the terminating terms' starts and the Doc's end."""
+        return sorted({*sentence_starts(doc), *(term[1] for term in terminating), len(doc)})
 
     def negex(self, doc: Doc) -> Doc:
+        """Only the scopes holding a preceding or following term are visited, each for the spans that start in it
+        (most scopes hold none): a span is flagged where negspacy flags it, but placed by two bisects per scope."""
         preceding, following, terminating = self.process_negations(doc)
-        boundaries = self.termination_boundaries(doc, terminating)
-        starts = [start for start, _ in boundaries]
+        bounds = self.scope_bounds(doc, terminating)
         first_preceding: dict[int, int] = {}  # scope -> start of its first preceding term
         last_following: dict[int, int] = {}  # scope -> furthest end of its following terms
         for _, start, _ in preceding:
-            scope = bisect_right(starts, start) - 1
+            scope = bisect_right(bounds, start) - 1
             first_preceding[scope] = min(start, first_preceding.get(scope, start))
         for _, start, end in following:
-            scope = bisect_right(starts, start) - 1
+            scope = bisect_right(bounds, start) - 1
             last_following[scope] = max(end, last_following.get(scope, end))
         flagged: list[tuple[int, int]] = []
         for key in self.span_keys:
-            for start, end, _ in plain_spans(doc, key):
-                scope = bisect_right(starts, start) - 1
-                if scope < 0 or end > boundaries[scope][1]:
-                    continue
-                if first_preceding.get(scope, start) < start or last_following.get(scope, end) > end:
-                    flagged.append((start, end))
+            spans = sorted(plain_spans(doc, key))
+            span_starts = [start for start, _, _ in spans]
+            for scope in first_preceding.keys() | last_following.keys():
+                scope_start, scope_end = bounds[scope], bounds[scope + 1]
+                preceding_start, following_end = first_preceding.get(scope, scope_end), last_following.get(scope, 0)
+                for start, end, _ in spans[bisect_left(span_starts, scope_start):bisect_left(span_starts, scope_end)]:
+                    if end <= scope_end and (preceding_start < start or following_end > end):
+                        flagged.append((start, end))
         if self.doc_annotations:
             for start, end in flagged:
                 doc[start:end]._.set(self.extension_name, True)
