@@ -67,7 +67,7 @@ def token_view(doc: Doc) -> TokenView:
     if view is not None and len(view.text) == len(doc):
         return view
     words, vocab = _word_table(doc.vocab), doc.vocab
-    orths, spaced, idx = doc.to_array([ORTH, SPACY, IDX]).T.tolist() if len(doc) else ([],) * 3
+    orths, idx = doc.to_array([ORTH, IDX]).T.tolist() if len(doc) else ([],) * 2
     try:
         facts = list(map(words.__getitem__, orths))
     except KeyError:  # a word this vocabulary's table has not seen yet
@@ -78,7 +78,8 @@ def token_view(doc: Doc) -> TokenView:
         facts = list(map(words.__getitem__, orths))
     text, lower, punct, space, alpha, like_num = zip(*facts) if facts else ((),) * 6
     string = doc.user_data.get(TEXT_KEY)
-    if string is None:  # a Doc made elsewhere: its text from its tokens
+    if string is None:  # a Doc made elsewhere: its text from its tokens and their trailing spaces
+        spaced = doc.to_array(SPACY).tolist()
         string = "".join(chain.from_iterable(zip(text, map(_WHITESPACE.__getitem__, spaced))))
     view = TokenView(text=text, lower=lower, punct=punct, space=space, alpha=alpha, like_num=like_num, idx=idx,
                      string=string)
