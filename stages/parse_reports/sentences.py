@@ -59,16 +59,18 @@ class ReportSentences:
                 or following[:1].isupper() or following[:1].isdigit() or following in self.lexicon.list_markers)
 
     def _ends_sentence(self, tokens: TokenView, index: int, starts: set[int]) -> bool:
-        """Whether the end mark at ``index`` ends its sentence (``starts``: the sentence starts found before it)."""
-        following = tokens.text[index + 1]
-        following_lower = following[:1].islower() or following[:1].isdigit()
-        if tokens.text[index] == "?" and (following_lower or index in starts):
-            return False  # "?" inside a sentence, or opening one ("? Small effusion": a query about what follows)
-        if tokens.text[index] == "." and index > 0:
-            opens_sentence = index - 1 in starts and index not in starts  # "1." opening a list item
-            if tokens.like_num[index - 1] and len(tokens.text[index - 1]) <= 2 and opens_sentence:
+        """Whether the end mark at ``index`` ends its sentence (``starts``: the sentence starts found so far).
+
+        The checks on the next token and on the starts are made only for the marks they concern (few).
+        """
+        mark = tokens.text[index]
+        if mark == "?":  # not inside a sentence, nor opening one ("? Small effusion": a query about what follows)
+            return index not in starts and not _starts_lower(tokens.text[index + 1])
+        if mark == "." and index > 0:
+            if (tokens.like_num[index - 1] and len(tokens.text[index - 1]) <= 2
+                    and index - 1 in starts and index not in starts):  # a list number opening its line
                 return False
-            if tokens.lower[index - 1] in self.lexicon.abbreviations and following_lower:
+            if tokens.lower[index - 1] in self.lexicon.abbreviations and _starts_lower(tokens.text[index + 1]):
                 return False
         return True
 
@@ -92,6 +94,11 @@ class ReportSentences:
         store_sentence_starts(doc, starts, self.doc_annotations)
         store_spans(doc, "sentences", sentences, annotate=self.doc_annotations)
         return doc
+
+
+def _starts_lower(word: str) -> bool:
+    """Whether a word starts in lower case or with a digit (it goes on the sentence before it)."""
+    return word[:1].islower() or word[:1].isdigit()
 
 
 def _skip_markers(tokens: TokenView, start: int, end: int, headers: set[int], markers: frozenset[str]) -> int:
