@@ -23,9 +23,10 @@ class ReportClauses:
 
     def __init__(self, lexicon: Lexicon, doc_annotations: bool = True):
         self.lexicon, self.doc_annotations = lexicon, doc_annotations
+        self.organ_findings = frozenset(key for key, finding in lexicon.findings.items() if finding.organs)
 
     def __call__(self, doc: Doc) -> Doc:
-        features = _TokenFeatures(doc, self.lexicon)
+        features = _TokenFeatures(doc, self.lexicon, self.organ_findings)
         clauses = [(start, end, section) for sentence_start, sentence_end, section in plain_spans(doc, "sentences")
                    for start, end in features.split_clauses(sentence_start, sentence_end)]
         store_sentence_starts(doc, sentence_starts(doc) + [start for start, _, _ in clauses], self.doc_annotations)
@@ -39,19 +40,16 @@ class _TokenFeatures:
     Each is a sorted list of token indices, so "is there one between a and b" is one bisect.
     """
 
-    def __init__(self, doc: Doc, lexicon: Lexicon):
+    def __init__(self, doc: Doc, lexicon: Lexicon, organ_findings: frozenset[str]):
+        """``organ_findings``: the keys of the findings that name their organ (they refer to it, as organs do)."""
         self.lexicon = lexicon
         self.tokens = token_view(doc)
+        findings = plain_spans(doc, "findings")
         organ_ref = {start for start, _, _ in plain_spans(doc, "organs")}
         organ_ref.update(start for start, _, _ in plain_spans(doc, "sides"))
-        finding = set()
-        in_finding = set()
-        for start, end, key in plain_spans(doc, "findings"):
-            finding.add(start)
-            in_finding.update(range(start, end))
-            if lexicon.findings[key].organs:
-                organ_ref.add(start)
-        self.organ_ref, self.finding = sorted(organ_ref), sorted(finding)
+        organ_ref.update(start for start, _, key in findings if key in organ_findings)
+        in_finding = {i for start, end, _ in findings for i in range(start, end)}
+        self.organ_ref, self.finding = sorted(organ_ref), sorted({start for start, _, _ in findings})
         self.predicate = [i for i in positions_of(lexicon.predicates, self.tokens.lower) if i not in in_finding]
         self.clause_break = positions_of(lexicon.clause_breaks, self.tokens.lower)
 
