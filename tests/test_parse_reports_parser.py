@@ -336,6 +336,17 @@ def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
     assert report.organs["lung_right"].texts == ["Small right pleural effusion."]  # its own sentence
 
 
+@pytest.mark.parametrize(("text", "certain", "hedged"), [
+    ("Right lower lobe consolidation ?infection.", ["consolidation"], ["infection"]),
+    ("Small nodule in the right lung, ?granuloma.", ["nodule"], ["granuloma"]),
+    ("Consolidation in the right lower lobe?", [], ["consolidation"]),
+])
+def test_a_question_mark_glued_to_a_word_queries_that_word_only(parser, text, certain, hedged):
+    row = parser.parse(findings=text).organs["lung_right"]
+    assert [p for p in row.abnormalities if p not in row.hedged_abnormalities] == certain
+    assert row.hedged_abnormalities == hedged
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Hepatic secondaries.", {"liver": "abnormal"}),
     ("No hepatic secondaries.", {"liver": "normal"}),

@@ -19,7 +19,7 @@ from negspacy.negation import Negex
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from stages.parse_reports.tokens import plain_spans, sentence_starts, store_flags
+from stages.parse_reports.tokens import TokenView, plain_spans, sentence_starts, store_flags, token_view
 
 
 class ScopedNegex(Negex):
@@ -38,6 +38,10 @@ class ScopedNegex(Negex):
         for match in matches:
             if match[0] in found and match[1] not in masked:
                 found[match[0]].append(match)
+        following = self.term_ids[1]
+        if found[following]:
+            tokens = token_view(doc)
+            found[following] = [match for match in found[following] if not _glued_query(tokens, match[1])]
         return tuple(found.values())
 
     def scope_bounds(self, doc: Doc, terminating: list) -> list[int]:
@@ -73,6 +77,14 @@ class ScopedNegex(Negex):
                 doc[start:end]._.set(self.extension_name, True)
         store_flags(doc, self.extension_name, flagged)
         return doc
+
+
+def _glued_query(tokens: TokenView, index: int) -> bool:
+    """A "?" glued to the word after it ("consolidation ?infection", UK style) queries that word only: it is no
+    following term for what stands before it ("cardiomegaly?" is one)."""
+    after = index + 1
+    return (tokens.text[index] == "?" and after < len(tokens.text) and tokens.alpha[after]
+            and tokens.idx[after] == tokens.idx[index] + 1)
 
 
 @Language.factory("ctglip_negex", default_config={"neg_termset": {}, "extension_name": "negex",
