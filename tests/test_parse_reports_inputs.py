@@ -83,6 +83,17 @@ def test_header_only_table_is_refused(tmp_path):
     assert result.exit_code == 2 and "but no rows" in " ".join(result.output.split()) and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("lines", "problem"), [
+    ('{"scan_id": "a", "findings": "Liver normal."}\n{"scan_id": "b", "findings": \n', "line 2 is not a JSON object"),
+    ('{"scan_id": "a", "findings": "Liver normal."}\n\n[1, 2]\n', "line 3 is not a JSON object"),
+])
+def test_a_broken_json_lines_file_names_its_line(tmp_path, lines, problem):
+    (tmp_path / "r.jsonl").write_text(lines)
+    with pytest.raises(ReportsInputError, match=f"r.jsonl: cannot read the reports table: {problem}"):
+        run(ParseReportsConfig(reports=tmp_path / "r.jsonl", out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_rerun_with_other_inputs_needs_overwrite(tmp_path):
     pd.DataFrame([{"scan_id": "a", "findings": "Emphysema."}]).to_csv(tmp_path / "r.csv", index=False)
     run(ParseReportsConfig(reports=tmp_path / "r.csv", out_dir=tmp_path / "out"))

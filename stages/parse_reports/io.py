@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,10 +106,30 @@ def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
         table = readers[suffix]()
     except UnicodeDecodeError as error:
         raise ReportsInputError(_decode_problem(path, suffix, encoding, error)) from error
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException) as error:
-        raise ReportsInputError(f"{path}: cannot read the reports table ({type(error).__name__}: {error})") from error
+    except (OSError, ValueError, TypeError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            pa.ArrowException) as error:  # (TypeError: JSON that is not a list of objects)
+        where = _bad_json_line(path, encoding) if "jsonl" in suffix or "ndjson" in suffix else ""
+        raise ReportsInputError(f"{path}: cannot read the reports table{where} ({type(error).__name__}: "
+                                f"{error})") from error
     table.columns = [str(column) for column in table.columns]
     return table
+
+
+def _bad_json_line(path: Path, encoding: str) -> str:
+    """Where a JSON Lines file first breaks (pandas names a character position only): " (line N is not a JSON
+    object)", or "" when every line is one."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding=encoding, errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                if isinstance(json.loads(line), dict):
+                    continue
+            except ValueError:
+                pass
+            return f": line {number} is not a JSON object"
+    return ""
 
 
 def _decode_problem(path: Path, suffix: str, encoding: str, error: UnicodeDecodeError) -> str:
