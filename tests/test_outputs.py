@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stages.common.errors import SetupError
-from stages.common.outputs import STAGE_MARKER, claim_output, folder_stage, lock_path
+from stages.common.outputs import STAGE_MARKER, check_output_folder, claim_output, folder_stage, lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +54,18 @@ def test_foreign_and_other_stage_folders_are_refused_and_kept(tmp_path):
     a_file.write_text("")
     with pytest.raises(SetupError, match="not a folder"):
         with claim_output(a_file, "cache"):
+            pass
+
+
+def test_a_folder_that_cannot_be_created_is_refused_before_any_work(tmp_path):
+    """A file where a parent folder should be (or an unwritable parent) is a setup error naming the folder, found by
+    the early check every stage runs before its work, not a crash when the outputs are written."""
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(SetupError, match=r"out: cannot be created in .*file \(not a writable folder\)"):
+        check_output_folder(a_file / "sub" / "out", "cache")
+    with pytest.raises(SetupError, match=r"out: cannot be created in .*file"):
+        with claim_output(a_file / "sub" / "out", "cache"):
             pass
 
 

@@ -63,6 +63,10 @@ def check_output_folder(folder: Path, stage: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise SetupError(f"{folder}: exists and is not a folder; choose another -o/--output")
     if not folder.is_dir():
+        ancestor = next(parent for parent in Path(folder).absolute().parents if parent.exists())
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            raise SetupError(f"{folder}: cannot be created in {ancestor} (not a writable folder); choose another "
+                             "-o/--output")
         return
     owner = folder_stage(folder)
     if owner is None:
