@@ -316,6 +316,16 @@ def test_hedges_follow_the_radiologist_commitment(parser, text, expected):
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("Horseshoe kidney.", {"kidney_left": "abnormal", "kidney_right": "abnormal"}),
+    ("Left pelvic kidney.", {"kidney_left": "abnormal"}),
+    ("No duplicated collecting system.", {"kidney_left": "normal", "kidney_right": "normal"}),
+])
+def test_renal_anomalies_are_abnormal_kidneys(parser, text, expected):
+    """A congenital anomaly named with its organ word ("horseshoe kidney") is a finding, not a plain kidney mention."""
+    assert states(parser.parse(findings=text)) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
     ("Linear atelectasis in the middle lobe of the right lung and the lingular segment of the left lung.",
      {"lung_right": "abnormal", "lung_left": "abnormal"}),
     ("Atelectasis of the right lung and the left lower lobe.", {"lung_right": "abnormal", "lung_left": "abnormal"}),
