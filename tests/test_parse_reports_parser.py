@@ -325,6 +325,11 @@ def test_renal_anomalies_are_abnormal_kidneys(parser, text, expected):
     assert states(parser.parse(findings=text)) == expected
 
 
+@pytest.mark.parametrize("text", ["Liver contour is nodular.", "The liver surface is nodular and the spleen is normal."])
+def test_a_nodular_liver_contour_said_as_a_predicate_is_cirrhotic_morphology(parser, text):
+    assert parser.parse(findings=text).organs["liver"].abnormalities == ["cirrhosis"]
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Linear atelectasis in the middle lobe of the right lung and the lingular segment of the left lung.",
      {"lung_right": "abnormal", "lung_left": "abnormal"}),
