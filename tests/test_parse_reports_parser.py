@@ -342,6 +342,35 @@ def test_a_side_word_before_an_organ_word_is_the_organs_not_the_findings(parser,
     assert states(parser.parse(findings=text)) == expected
 
 
+def abnormalities(report) -> dict[str, list[str]]:
+    return {organ: row.abnormalities for organ, row in report.organs.items()}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Right lower lobe consolidation and left pleural effusion.",
+     {"lung_right": ["consolidation"], "lung_left": ["pleural effusion"]}),
+    ("Right lower lobe consolidation and left lower lobe atelectasis.",
+     {"lung_right": ["consolidation"], "lung_left": ["atelectasis"]}),
+    ("Atelectasis in the left lower lobe and consolidation in the right lower lobe.",
+     {"lung_left": ["atelectasis"], "lung_right": ["consolidation"]}),
+    ("Consolidation in the right lower lobe, and to a lesser extent in the left lower lobe.",
+     {"lung_right": ["consolidation"], "lung_left": ["consolidation"]}),
+    ("Emphysema in both lungs and a right upper lobe nodule.",
+     {"lung_left": ["emphysema"], "lung_right": ["emphysema", "nodule"]}),
+])
+def test_each_finding_of_a_list_keeps_the_organ_named_beside_it(parser, text, expected):
+    """A finding that names its organ ("consolidation": a lung) takes the lung named in its own part of the list,
+    not the one another finding of the list sits with; a part naming no finding is shared."""
+    assert abnormalities(parser.parse(findings=text)) == expected
+
+
+@pytest.mark.parametrize("text", ["Right and left lower lobe consolidation.", "Left/right lower lobe consolidation.",
+                                  "Right and left lower lobes show consolidation."])
+def test_a_side_word_coordinated_with_a_sided_organ_term_names_that_organ_too(parser, text):
+    """"Right and left lower lobe": "left lower lobe" is one term; the "right" before "and" is its other side."""
+    assert abnormalities(parser.parse(findings=text)) == {"lung_left": ["consolidation"], "lung_right": ["consolidation"]}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

@@ -24,7 +24,7 @@ organ ends the previous heading (a heading starts a new topic).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
@@ -44,6 +44,8 @@ STOP_PREPOSITIONS = {"in", "of", "on", "at", "with", "from", "to", "within", "in
 GROUP_CONNECTORS = {",", "and", "or", "/", "&", "the", "both", "of", "as", "well", "-", "including", "bilateral"}
 INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
 PUNCT_COST = 5
+SIDE_COORDINATORS = {"and", "or", "/", "&"}
+LIST_SEPARATORS = {",", "and", "with", "plus", "while", "whereas", "but"}
 HEADING_MARKS = {":", "-", "–"}
 HEADING_TAIL = 6  # words that may follow a heading's organ words before its ":" ("... included in the sections:")
 SOURCES = ("clause", "context", "heading", "prior")  # most trusted first
@@ -269,6 +271,8 @@ class _ClauseGrounder:
             mention = mentions[index]
             if mention.term.units:
                 mention.units, mention.side_source = mention.term.units, "fixed"
+                if self.cues_here and mention.start - 2 >= clause.start:
+                    self._add_coordinated_side(mention)
                 continue
             plural = self._plural(mention)
             # with no side word nor "bilaterally" in the clause, only a later mention can give a side
@@ -282,6 +286,14 @@ class _ClauseGrounder:
             mention.side_source = source if sides else ("plural" if plural else "")
             mention.sides = _side_set(sides)
             mention.units = self.rules.resolve((mention.term.base,), mention.sides)
+
+    def _add_coordinated_side(self, mention: _Mention) -> None:
+        """"Right and left lower lobe": the side word before "and" names the same organ on that side."""
+        start, sides_at, lower = mention.start, self.sides_at, self.tokens.lower
+        if start - 2 in sides_at and lower[start - 1] in SIDE_COORDINATORS and lower[start] in self.lexicon.side_words:
+            other = self.rules.resolve(tuple(dict.fromkeys(self.base[u] for u in mention.units)),
+                                       frozenset({sides_at[start - 2]}))
+            mention.units = tuple(dict.fromkeys(mention.units + other))
 
     def _own_parts(self, mentions: list[_Mention], context: list[_Mention]) -> list[_Mention]:
         """Give each part-word the organ that owns it in this context (see rule 1); drop it if none."""
@@ -377,19 +389,42 @@ class _ClauseGrounder:
             # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
             finding.sides, finding.own = frozenset(sides), _side_set(sides)
 
-    def _implied(self, ent: _Finding, entry: FindingEntry, mentions: list[_Mention], context: list[_Mention],
-                 clause: _Piece) -> tuple[str, ...]:
+    def _implied(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], context: list[_Mention],
+                 clause: _Piece, findings: list[_Finding]) -> tuple[str, ...]:
         """Units of a finding that names its organ; sides from the clause, then the sentence, then itself."""
         units: list[str] = []
         own_sides = ent.own
         for target in entry.organs:
-            named = self._named(target, mentions)
+            named = self._named_near(ent, target, groups, clause, findings)
             if not named or own_sides:
                 named = self._named(target, [m for m in context if m.explicit_side])
             if not named and not ent.sides and not ent.negated:  # "No hydronephrosis.": both
                 named = [u for u in self.subject if target in (u, self.base[u])]
             units += named if named and not own_sides else self.rules.resolve((target,), own_sides)
         return tuple(dict.fromkeys(units))
+
+    def _named_near(self, ent: _Finding, target: str, groups: list[list[_Mention]], clause: _Piece,
+                    findings: list[_Finding]) -> list[str]:
+        """Units of the organ ``target`` named in the clause, less those in another finding's part of a list:
+        "Right lower lobe consolidation and left lower lobe atelectasis" puts each in one lung."""
+        named = [(group, units) for group in groups if (units := self._named(target, group))]
+        if len(named) > 1 and len(findings) > 1:
+            part_of = self._list_parts(groups, clause)
+            busy = {part_of(other.start) for other in findings if other is not ent}
+            mine = part_of(ent.start)
+            kept = [units for group, units in named if part_of(group[0].start) == mine
+                    or part_of(group[0].start) not in busy]
+            if kept:
+                return [u for units in kept for u in units]
+        return [u for _, units in named for u in units]
+
+    def _list_parts(self, groups: list[list[_Mention]], clause: _Piece) -> Callable[[int], int]:
+        """Token index -> which part of the clause's list ("A, B and C with D") it lies in; a separator inside
+        an organ group ("right and left lower lobes") splits nothing."""
+        inside = {i for group in groups for i in range(group[0].start, group[-1].end)}
+        lower = self.tokens.lower
+        cuts = [i for i in range(clause.start, clause.end) if lower[i] in LIST_SEPARATORS and i not in inside]
+        return partial(bisect_left, cuts)
 
     def _named(self, target: str, mentions: list[_Mention]) -> list[str]:
         """Units of ``mentions`` that are the organ ``target`` (a unit or a sided base)."""
@@ -524,7 +559,7 @@ class _ClauseGrounder:
         implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
         for ent in findings:
             if ent.entry.organs:
-                implied[ent.start] = self._implied(ent, ent.entry, mentions, context, clause)
+                implied[ent.start] = self._implied(ent, ent.entry, groups, context, clause, findings)
         implied_units = [unit for units in implied.values() for unit in units] if implied else []
         sided_groups: dict[int, frozenset[str] | None] = {}
         for ent in findings:
