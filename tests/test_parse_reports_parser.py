@@ -371,6 +371,22 @@ def test_a_side_word_coordinated_with_a_sided_organ_term_names_that_organ_too(pa
     assert abnormalities(parser.parse(findings=text)) == {"lung_left": ["consolidation"], "lung_right": ["consolidation"]}
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Gallbladder is not visualized (operated).", ["postoperative changes"]),
+    ("The gallbladder was not observed (cholecystectomy).", ["cholecystectomy"]),
+    ("Gallbladder was not observed, it was operated.", ["postoperative changes"]),
+])
+def test_a_non_observation_explained_by_surgery_is_the_surgery(parser, text, expected):
+    """"not visualized (operated)": the "not" of the non-observation denies the organ, not its explanation."""
+    assert parser.parse(findings=text).organs["gallbladder"].abnormalities == expected
+
+
+@pytest.mark.parametrize("text", ["Not seen: pleural effusion.", "Pleural effusion not seen (previously small).",
+                                  "Pleural effusion not identified (resolved)."])
+def test_a_non_observation_still_denies_its_finding(parser, text):
+    assert states(parser.parse(findings=text)) == {"lung_left": "normal", "lung_right": "normal"}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

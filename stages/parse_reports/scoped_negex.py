@@ -31,17 +31,22 @@ class ScopedNegex(Negex):
 
     def process_negations(self, doc: Doc) -> tuple[list[tuple[int, int, int]], ...]:
         """negspacy's preceding, following and terminating terms, a term starting inside or right after a pseudo
-        negation left out; the match types compared by id (negspacy looks each match's name up, twice)."""
+        negation left out, and a preceding term inside a following one that a "(" or "," ends; the match types
+        compared by id (negspacy looks each match's name up, twice)."""
         matches = self.matcher(doc)
         masked = {i for match_id, start, end in matches if match_id == self.pseudo_id for i in range(start, end + 1)}
         found: dict[int, list[tuple[int, int, int]]] = {match_id: [] for match_id in self.term_ids}
         for match in matches:
             if match[0] in found and match[1] not in masked:
                 found[match[0]].append(match)
-        following = self.term_ids[1]
+        preceding, following = self.term_ids[:2]
         if found[following]:
             tokens = token_view(doc)
             found[following] = [match for match in found[following] if not _glued_query(tokens, match[1])]
+            if found[preceding]:  # "not" in "Gallbladder is not visualized (operated)" denies what it follows only
+                inside = {i for _, start, end in found[following] if end < len(tokens.text) and tokens.text[end] in "(,"
+                          for i in range(start, end)}
+                found[preceding] = [match for match in found[preceding] if match[1] not in inside]
         return tuple(found.values())
 
     def scope_bounds(self, doc: Doc, terminating: list) -> list[int]:
