@@ -387,6 +387,28 @@ def test_a_non_observation_still_denies_its_finding(parser, text):
     assert states(parser.parse(findings=text)) == {"lung_left": "normal", "lung_right": "normal"}
 
 
+@pytest.mark.parametrize("text", ["Degenerative changes were observed in the bone structures within the sections.",
+                                  "Osteophytes in the bony structures."])
+def test_degenerative_changes_of_the_bones_are_the_spines(parser, text):
+    """A region word ("bone structures") places a finding flagged ``region_prior`` at its prior organs only."""
+    assert abnormalities(parser.parse(findings=text)) == {"vertebrae_thoracic": ["degenerative changes"],
+                                                          "vertebrae_lumbar": ["degenerative changes"]}
+
+
+def test_a_diffuse_bone_finding_and_a_denial_keep_the_whole_region(parser):
+    assert len(parser.parse(findings="Osteopenic bones.").organs) > 10
+    report = parser.parse(findings="No lytic or sclerotic lesion in the bone structures.")
+    assert len(report.organs) > 10 and not any(row.abnormalities for row in report.organs.values())
+
+
+def test_a_clause_framing_its_sentence_describes_only_the_organs_the_sentence_names(parser):
+    report = parser.parse(findings="In the upper abdominal organs within the sections, there is a 2 cm hypodense "
+                                   "lesion in the liver. The spleen is normal.")
+    assert sorted(report.organs) == ["liver", "spleen"]
+    framed = parser.parse(findings="In the upper abdominal organs within the sections, no pathology was detected.")
+    assert {"liver", "spleen", "pancreas", "kidney_left"} <= set(framed.organs)
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

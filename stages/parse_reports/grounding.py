@@ -44,6 +44,7 @@ STOP_PREPOSITIONS = {"in", "of", "on", "at", "with", "from", "to", "within", "in
 GROUP_CONNECTORS = {",", "and", "or", "/", "&", "the", "both", "of", "as", "well", "-", "including", "bilateral"}
 INHERIT_CONNECTORS = {"of", "the", "in", "within", "at", "-"}
 PUNCT_COST = 5
+FRAMING_WORDS = {"in", "within", "at", "on", "throughout"}
 SIDE_COORDINATORS = {"and", "or", "/", "&"}
 LIST_SEPARATORS = {",", "and", "with", "plus", "while", "whereas", "but"}
 HEADING_MARKS = {":", "-", "–"}
@@ -438,6 +439,8 @@ class _ClauseGrounder:
             index = min(range(len(groups)), key=lambda i: self._cost(ent, groups[i])) if len(groups) > 1 else 0
             group, own = groups[index], ent.own
             if len(group) == 1 and not own:
+                if entry.region_prior and len(group[0].term.bases) > 2 and not ent.negated:
+                    return self._region_part(entry, group[0].units), index, "clause"
                 return group[0].units, index, "clause"  # (a mention's units hold no duplicates)
             units = [u for m in group for u in m.units]
             if own and not any(m.explicit_side for m in group):
@@ -466,6 +469,12 @@ class _ClauseGrounder:
             if inside:
                 return inside, None, "heading"
         return units, None, "prior"
+
+    def _region_part(self, entry: FindingEntry, units: tuple[str, ...]) -> tuple[str, ...]:
+        """The finding's prior organs among a region's ("Degenerative changes in the bone structures": the spine,
+        not the skull and femurs); the whole region if none is in it."""
+        inside = tuple(u for u in self.rules.resolve(entry.prior(self.words), _NO_SIDES) if u in units)
+        return inside or units
 
     @property
     def region_heading(self) -> bool:
@@ -552,9 +561,9 @@ class _ClauseGrounder:
 
     def _place_findings(self, result: ClauseResult, findings: list[_Finding], mentions: list[_Mention],
                         context: list[_Mention], clause: _Piece, mention_source: str
-                        ) -> list[tuple[list[_Mention], frozenset[str]]] | None:
+                        ) -> list[tuple[list[_Mention], set[str]]] | None:
         """Record each finding at the organ units it belongs to (rule 3); returns the groups to :meth:`_narrow`
-        to their findings' sides, if any."""
+        to the units their findings were placed at (their sides, or part of a region), if any."""
         groups = self._groups(mentions) if mentions else []
         implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
         for ent in findings:
@@ -562,6 +571,7 @@ class _ClauseGrounder:
                 implied[ent.start] = self._implied(ent, ent.entry, groups, context, clause, findings)
         implied_units = [unit for units in implied.values() for unit in units] if implied else []
         sided_groups: dict[int, frozenset[str] | None] = {}
+        region_parts: dict[int, set[str]] = {}  # group -> units its region_prior findings took
         for ent in findings:
             entry = ent.entry
             units, group, source = (implied[ent.start], None, "clause") if ent.start in implied else \
@@ -570,10 +580,16 @@ class _ClauseGrounder:
                 own, source = ent.own, mention_source
                 previous = sided_groups.get(group, _NO_SIDES)
                 sided_groups[group] = None if previous is None or not own else previous | own
+                if entry.region_prior:  # (units another finding took are not empty: _narrow keeps them)
+                    region_parts.setdefault(group, set()).update(units)
             self._record(result, ent, entry, units, source)
         # a group whose findings all have a side of their own, and no side word of its own, is narrowed to those sides
-        narrowed = [(groups[index], sides) for index, sides in sided_groups.items()
+        narrowed = [(groups[index], {u for m in groups[index] for u in m.units
+                                     if self.side[u] is None or self.side[u] in sides})
+                    for index, sides in sided_groups.items()
                     if sides and not any(m.explicit_side for m in groups[index])] if any(sided_groups.values()) else []
+        if region_parts:
+            narrowed += [(groups[index], part) for index, part in region_parts.items()]
         return narrowed or None
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],
@@ -591,13 +607,13 @@ class _ClauseGrounder:
                     stated = _finding_result((phrase, negated, hedged))
                 placed[unit].append(stated)
 
-    def _narrow(self, result: ClauseResult, narrowed: list[tuple[list[_Mention], frozenset[str]]]) -> None:
-        """"Pleura: small right effusion" describes the right side only: drop the other side when empty."""
-        for group, sides in narrowed:
+    def _narrow(self, result: ClauseResult, narrowed: list[tuple[list[_Mention], set[str]]]) -> None:
+        """"Pleura: small right effusion" describes the right side only, "degenerative changes in the bones" the
+        spine: drop the group's other units when empty."""
+        for group, kept in narrowed:
             for mention in group:
                 for unit in mention.units:
-                    side = self.side[unit]
-                    if side and side not in sides and not result.units.get(unit):
+                    if unit not in kept and not result.units.get(unit):
                         result.units.pop(unit, None)
                         result.sources.pop(unit, None)
 
@@ -707,12 +723,19 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
     sentence_index, previous, last, carried, section = -1, [], [], [], None
     sentence_results: list[ClauseResult] = []
     clauses = list(map(_as_piece, plain_spans(doc, "clauses")))
+    lower = tokens.lower
+    framing_starts = {clause.start for clause in clauses if lower[clause.start] in FRAMING_WORDS}
+    framing: list[int] = []  # indices in sentence_results of clauses opening with a framing word
+    framed = False
     for clause in clauses:
         while sentence_index < last_sentence and sentences[sentence_index + 1].start <= clause.start:
             sentence_index += 1
             after_semicolon = sentence_index > 0 and tokens.text[sentences[sentence_index - 1].end - 1] == ";"
             carried = last if after_semicolon else []
             previous = []
+            if framing:
+                framed = _trim_framing(framing, sentence_results) or framed
+                framing = []
             grounder.new_sentence(sentences[sentence_index], sentence_results)
             sentence_results = []
             if clause.label != section or (_blank_line_before(tokens, sentences, sentence_index)
@@ -724,12 +747,32 @@ def ground_doc(doc: Doc, rules: GroundingRules) -> list[ClauseResult]:
         result, last = grounder.ground(clause, sentence_index, previous, carried,
                                        _inside(grounder.mentions, grounder.mention_starts, clause),
                                        _inside(grounder.findings, grounder.finding_starts, clause))
+        if clause.start in framing_starts:
+            framing.append(len(sentence_results))
         sentence_results.append(result)
         carried = []
         previous.extend(last)  # (a new list each sentence; ground keeps no reference to it)
         if result.units or result.unplaced or result.heading:
             results.append(result)
+    if (framing and _trim_framing(framing, sentence_results)) or framed:
+        return [result for result in results if result.units or result.unplaced or result.heading]
     return results
+
+
+def _trim_framing(framing: list[int], results: list[ClauseResult]) -> bool:
+    """A clause stating no finding that opens with "in" ("In the upper abdominal organs within the sections, a
+    2 cm cyst in the liver") frames its sentence: it describes only the organs the rest of the sentence names.
+    Returns whether it dropped any."""
+    trimmed = False
+    for index in framing:
+        result = results[index]
+        later = {unit for other in results[index + 1:] for unit in other.units}
+        if later and result.units and not result.unplaced and not any(result.units.values()):
+            for unit in [unit for unit in result.units if unit not in later]:
+                del result.units[unit]
+                del result.sources[unit]
+                trimmed = True
+    return trimmed
 
 
 def _blank_line_before(tokens: TokenView, sentences: list[_Piece], index: int) -> bool:
