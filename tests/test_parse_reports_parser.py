@@ -409,6 +409,14 @@ def test_a_clause_framing_its_sentence_describes_only_the_organs_the_sentence_na
     assert {"liver", "spleen", "pancreas", "kidney_left"} <= set(framed.organs)
 
 
+@pytest.mark.parametrize("text", ["The thoracic aorta is normal. The main pulmonary artery is enlarged.",
+                                  "Heart size normal. Pulmonary trunk is dilated at 34 mm."])
+def test_a_vessel_outside_the_anatomy_table_does_not_take_the_previous_sentences_organ(parser, text):
+    report = parser.parse(findings=text)
+    assert not any(row.abnormalities for row in report.organs.values())
+    assert [row.abnormalities for row in report.unassigned] in ([["enlargement"]], [["dilatation"]])
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
