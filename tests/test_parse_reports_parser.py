@@ -417,6 +417,16 @@ def test_a_vessel_outside_the_anatomy_table_does_not_take_the_previous_sentences
     assert [row.abnormalities for row in report.unassigned] in ([["enlargement"]], [["dilatation"]])
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("The liver is larger than normal (craniocaudal 19 cm).", {"liver": ["hepatomegaly"]}),
+    ("Left kidney is smaller than normal.", {"kidney_left": ["atrophy"]}),
+    ("The liver is not larger than normal.", {"liver": []}),
+])
+def test_a_size_compared_with_normal_is_a_size_finding(parser, text, expected):
+    """"larger than normal" holds the word "normal" but states an enlargement."""
+    assert abnormalities(parser.parse(findings=text)) == expected
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
