@@ -427,6 +427,13 @@ def test_a_size_compared_with_normal_is_a_size_finding(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == expected
 
 
+@pytest.mark.parametrize("text", ["The previously seen liver lesion is no longer visualized.",
+                                  "The liver lesion is no longer identified."])
+def test_a_finding_no_longer_seen_is_denied(parser, text):
+    row = parser.parse(findings=text).organs["liver"]
+    assert row.abnormalities == [] and row.negated_abnormalities == ["lesion"]
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
