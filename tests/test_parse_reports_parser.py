@@ -434,6 +434,12 @@ def test_a_finding_no_longer_seen_is_denied(parser, text):
     assert row.abnormalities == [] and row.negated_abnormalities == ["lesion"]
 
 
+@pytest.mark.parametrize(("text", "expected"), [("Cardiomediastinal silhouette within normal limits.", []),
+                                              ("The cardiomediastinal silhouette is enlarged.", ["cardiomegaly"])])
+def test_the_cardiomediastinal_silhouette_is_the_heart(parser, text, expected):
+    assert abnormalities(parser.parse(findings=text)) == {"heart": expected}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
