@@ -440,6 +440,12 @@ def test_the_cardiomediastinal_silhouette_is_the_heart(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == {"heart": expected}
 
 
+def test_a_schmorl_nodule_is_a_degenerative_change_of_the_spine_not_a_lung_nodule(parser):
+    report = parser.parse(findings="Appearance consistent with Schmorl's nodule.")
+    assert abnormalities(report) == {"vertebrae_thoracic": ["degenerative changes"],
+                                     "vertebrae_lumbar": ["degenerative changes"]}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
