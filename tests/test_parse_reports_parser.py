@@ -446,6 +446,14 @@ def test_a_schmorl_nodule_is_a_degenerative_change_of_the_spine_not_a_lung_nodul
                                      "vertebrae_lumbar": ["degenerative changes"]}
 
 
+@pytest.mark.parametrize("text", ["A 1 cm nodule in the left breast.", "Subcutaneous nodule in the back.",
+                                  "Spiculated mass in the left breast."])
+def test_a_finding_outside_every_organ_unit_is_not_given_its_prior(parser, text):
+    """A nodule's prior is the lungs, but not when the sentence places it in the breast or under the skin."""
+    report = parser.parse(findings=text)
+    assert report.organs == {} and len(report.unassigned) == 1 and report.unassigned[0].abnormalities
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

@@ -453,6 +453,8 @@ class _ClauseGrounder:
         subject = self._from_subject(entry, own)
         if subject:
             return subject, None, "context"
+        if self.words & self.lexicon.outside_words:  # "A 1 cm nodule in the left breast": in no organ unit
+            return (tuple(dict.fromkeys(implied)), None, "clause") if implied else ((), None, "prior")
         prior = entry.prior(self.words)
         if sided:
             paired = [key for key, phrase in entry.by_organ.items() if phrase and self.rules.is_sided_base(key)]

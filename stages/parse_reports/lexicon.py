@@ -102,6 +102,7 @@ class Lexicon:
     list_markers: frozenset[str]
     finding_modifiers: frozenset[str]
     new_topic_words: frozenset[str]
+    outside_words: frozenset[str]
     negation: Mapping[str, list[str]]
     hedging: Mapping[str, list[str]]
     word_norms: Mapping[str, str]
@@ -358,6 +359,7 @@ def load_lexicon(folder: Path | None = None) -> Lexicon:
         list_markers=frozenset(language.get("list_markers", [])),
         finding_modifiers=frozenset(word.lower() for word in language.get("finding_modifiers", [])),
         new_topic_words=frozenset(word.lower() for word in language.get("new_topic_words", [])),
+        outside_words=frozenset(word.lower() for word in language.get("outside_words", [])),
         negation=MappingProxyType(negation),
         hedging=MappingProxyType(hedge_sets),
         word_norms=MappingProxyType(build_word_norms(_lexicon_words(findings, terms), language)),
