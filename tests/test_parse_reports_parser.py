@@ -454,6 +454,11 @@ def test_a_finding_outside_every_organ_unit_is_not_given_its_prior(parser, text)
     assert report.organs == {} and len(report.unassigned) == 1 and report.unassigned[0].abnormalities
 
 
+@pytest.mark.parametrize("text", ["A left pleural effusion may be present.", "Small left pleural effusion may be seen."])
+def test_a_finding_that_may_be_present_is_hedged(parser, text):
+    assert states(parser.parse(findings=text)) == {"lung_left": "uncertain"}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
