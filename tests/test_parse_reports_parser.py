@@ -459,6 +459,19 @@ def test_a_finding_that_may_be_present_is_hedged(parser, text):
     assert states(parser.parse(findings=text)) == {"lung_left": "uncertain"}
 
 
+def test_a_heading_naming_no_organ_ends_the_heading_before_it(parser):
+    """A structured template: "Lymph nodes:" and "Chest wall:" name no organ unit, so their lines are not the heart's
+    or the spine's; "Visualized upper abdomen:" is the upper-abdominal region."""
+    report = parser.parse(text="FINDINGS:\nHeart and pericardium: Normal.\nLymph nodes: No enlarged thoracic lymph nodes.\n"
+                               "Thoracic spine: Normal.\nChest wall: Normal.\nVisualized upper abdomen: Normal.")
+    assert report.organs["heart"].texts == ["Heart and pericardium: Normal."]
+    assert report.organs["heart"].negated_abnormalities == []
+    assert report.organs["vertebrae_thoracic"].texts == ["Thoracic spine: Normal."]
+    assert report.organs["liver"].texts == ["Visualized upper abdomen: Normal."]
+    assert [row.text for row in report.unassigned] == ["Lymph nodes: No enlarged thoracic lymph nodes.",
+                                                        "Chest wall: Normal."]
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

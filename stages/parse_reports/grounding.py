@@ -533,6 +533,9 @@ class _ClauseGrounder:
         heading_end = None
         if (mentions and mentions[0].start == start) or self.tokens.lower[start] in self.lexicon.region_starts:
             heading_end = self._update_heading(clause, mentions)  # most clauses open with neither: no heading
+        if heading_end is None and self.heading and start == self.sentence.start and \
+                self._opens_with_other_heading(clause):
+            self.heading = ()  # "Heart: Normal. Lymph nodes: No enlarged nodes.": the nodes are not the heart's
         if heading_end is not None:
             self.subject = ()  # a heading starts a new topic
         result = ClauseResult(sentence, clause.label, "", {}, [], {})  # fresh containers: faster than the factories
@@ -655,6 +658,20 @@ class _ClauseGrounder:
             if punct[index]:
                 return None
         return None
+
+    def _opens_with_other_heading(self, clause: _Piece) -> bool:
+        """Whether the clause opens with a heading of a few words naming no organ nor finding ("Lymph nodes:",
+        "Chest wall:") followed by its text."""
+        text, alpha = self.tokens.text, self.tokens.alpha
+        if ":" not in text[clause.start:clause.start + HEADING_TAIL]:  # (most sentences)
+            return False
+        for index in range(clause.start, min(clause.end - 1, clause.start + HEADING_TAIL)):
+            if text[index] == ":":
+                return index > clause.start and not any_between(self.mention_starts, clause.start, index) and \
+                    not any_between(self.finding_starts, clause.start, index)
+            if not alpha[index]:
+                return False
+        return False
 
     def _region_at(self, clause: _Piece) -> tuple[int, tuple[str, ...]] | None:
         """(token after the mark, units) of a region heading opening the clause ("Upper abdomen:"), if any."""
