@@ -472,6 +472,12 @@ def test_a_heading_naming_no_organ_ends_the_heading_before_it(parser):
                                                         "Chest wall: Normal."]
 
 
+@pytest.mark.parametrize("text", ["The right adrenal gland is normal; the left is thickened.",
+                                  "The right adrenal gland is normal, the left is thickened."])
+def test_a_side_alone_after_a_semicolon_names_the_organ_before_it(parser, text):
+    assert states(parser.parse(findings=text)) == {"adrenal_gland_right": "normal", "adrenal_gland_left": "abnormal"}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

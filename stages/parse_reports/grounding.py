@@ -515,8 +515,8 @@ class _ClauseGrounder:
                 mentions = self._own_parts(mentions, context)
             if len(mentions) > 1:
                 mentions = self._drop_generic(mentions)
-        if not mentions and context:
-            mentions = self._ellipsis(clause, [m for m in context if m.term.base])
+        if not mentions and (context or carried):  # "The right adrenal is normal; the left is thickened"
+            mentions = self._ellipsis(clause, [m for m in context or carried if m.term.base])
         if self.cues_here:  # else every finding keeps the default: no sides
             self._set_sides(findings, clause, organ_named)
         self.after_heading_line = (not findings and start == self.sentence.start and end == self.sentence.end
