@@ -478,6 +478,20 @@ def test_a_side_alone_after_a_semicolon_names_the_organ_before_it(parser, text):
     assert states(parser.parse(findings=text)) == {"adrenal_gland_right": "normal", "adrenal_gland_left": "abnormal"}
 
 
+def test_a_region_heading_on_its_own_line_keeps_its_findings_inside_the_region(parser):
+    """Under "Upper abdominal organs included in the sections:" a sided nodule is not the lung's (its prior), and under
+    "Neck:" the one organ a nodule can be in is the thyroid; a finding that fits no single organ stays unassigned."""
+    report = parser.parse(findings="Upper abdominal organs included in the sections:\nNodular thickening is observed "
+                                   "on the left.\nMillimetric calculi are present.\nNeck:\nA 9 mm nodule on the right.")
+    assert abnormalities(report) == {"kidney_left": ["stone"], "kidney_right": ["stone"], "thyroid_gland": ["nodule"]}
+    assert [row.text for row in report.unassigned] == ["Nodular thickening is observed on the left."]
+
+
+def test_an_inline_region_heading_of_a_one_line_report_stops_ruling_at_its_sentence_end(parser):
+    report = parser.parse(findings="Mediastinum: no mass. No acute fracture.")
+    assert states(report) == {"ribs_left": "normal", "ribs_right": "normal"}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

@@ -161,6 +161,9 @@ class _ClauseGrounder:
         self.heading: tuple[str, ...] = ()
         self.named_region = False  # the heading is a region word ("Mediastinum:"), not organ words ("Bones:")
         self.after_heading_line = False  # the sentence before was a heading-only line (a blank line keeps its heading)
+        self.heading_line = False  # the heading stood alone on its line: it rules every line up to the next heading
+        self.heading_sentence = -1  # start of the sentence an inline heading opened (in a one-line report it may
+        # have ended unsaid: a later finding whose prior lies outside the region goes to the prior)
         self._subject: tuple[str, ...] | None = ()  # see ``subject``; None: not worked out yet
         self._previous_results: list[ClauseResult] = []
         self.sentence = _Piece(0, 0, "")  # the current sentence; its words cue a finding's prior
@@ -456,21 +459,34 @@ class _ClauseGrounder:
         if self.words & self.lexicon.outside_words:  # "A 1 cm nodule in the left breast": in no organ unit
             return (tuple(dict.fromkeys(implied)), None, "clause") if implied else ((), None, "prior")
         prior = entry.prior(self.words)
+        region = self.region_heading
+        ruling = region and (self.heading_line or self.sentence.start == self.heading_sentence)
         if sided:
             paired = [key for key, phrase in entry.by_organ.items() if phrase and self.rules.is_sided_base(key)]
             paired += [key for key in prior if self.rules.is_sided_base(key)]
+            if ruling:  # "Upper abdomen: Nodular thickening on the left": not the left lung
+                paired = [key for key in paired if any(self.base[u] == key for u in self.heading)]
             if paired:
-                return self.rules.resolve(tuple(paired[:1]), own), None, "prior"
+                return self.rules.resolve(tuple(paired[:1]), own), None, "heading" if ruling else "prior"
         if implied:
             return tuple(dict.fromkeys(implied)), None, "clause"
-        if self.heading and not self.region_heading:
+        if self.heading and not region:
             return (), None, "heading"
         units = self.rules.resolve(prior, own)
-        if self.region_heading:
+        if region:
             inside = tuple(u for u in units if u in self.heading)
-            if inside:
-                return inside, None, "heading"
+            if inside or ruling:
+                return inside or self._fitting_in_region(entry, own), None, "heading"
         return units, None, "prior"
+
+    def _fitting_in_region(self, entry: FindingEntry, own: frozenset[str]) -> tuple[str, ...]:
+        """The one organ of a ruling region heading the finding can be in (``sites``), else none: a finding under
+        "Neck:" or "Upper abdomen:" is never put outside the region by its prior ("Neck: an 11 mm nodule")."""
+        if entry.sites is None:
+            return ()
+        fitting = [u for u in self.heading if (u in entry.sites or self.base[u] in entry.sites)
+                   and (not own or self.side[u] is None or self.side[u] in own)]
+        return tuple(fitting) if len({self.base[u] for u in fitting}) == 1 else ()
 
     def _region_part(self, entry: FindingEntry, units: tuple[str, ...]) -> tuple[str, ...]:
         """The finding's prior organs among a region's ("Degenerative changes in the bone structures": the spine,
@@ -525,6 +541,7 @@ class _ClauseGrounder:
             region = self._region_at(clause)
             self.heading, self.named_region = (region[1], True) if region else (
                 tuple(dict.fromkeys(u for m in mentions for u in m.units)), False)
+            self.heading_line = True
             self.subject = ()
             return ClauseResult(sentence, clause.label, "", {}, [], {}, True), []
         mention_source = "clause"
@@ -635,6 +652,7 @@ class _ClauseGrounder:
         region = self._region_at(clause)
         if region is not None:
             self.heading, self.named_region = region[1], True
+            self.heading_line, self.heading_sentence = False, self.sentence.start
             return region[0]
         if not mentions or mentions[0].start != clause.start or mentions[0].end <= clause.start:
             return None
@@ -642,6 +660,7 @@ class _ClauseGrounder:
         mark = self._heading_mark(first_group[-1].end, clause.end)
         if mark is not None:
             self.heading, self.named_region = tuple(dict.fromkeys(u for m in first_group for u in m.units)), False
+            self.heading_line, self.heading_sentence = False, self.sentence.start
             return mark + 1
         return None
 
