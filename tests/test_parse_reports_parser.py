@@ -388,7 +388,7 @@ def test_a_non_observation_still_denies_its_finding(parser, text):
 
 
 @pytest.mark.parametrize("text", ["Degenerative changes were observed in the bone structures within the sections.",
-                                  "Osteophytes in the bony structures."])
+                                  "Osteophytes in the bony structures.", "Diffuse idiopathic skeletal hyperostosis."])
 def test_degenerative_changes_of_the_bones_are_the_spines(parser, text):
     """A region word ("bone structures") places a finding flagged ``region_prior`` at its prior organs only."""
     assert abnormalities(parser.parse(findings=text)) == {"vertebrae_thoracic": ["degenerative changes"],
