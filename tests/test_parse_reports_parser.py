@@ -492,6 +492,13 @@ def test_an_inline_region_heading_of_a_one_line_report_stops_ruling_at_its_sente
     assert states(report) == {"ribs_left": "normal", "ribs_right": "normal"}
 
 
+@pytest.mark.parametrize("text", ["Right lower lobe opacity, atelectasis versus pneumonia.",
+                                  "Atelectasis vs. pneumonia in the right lower lobe."])
+def test_both_alternatives_of_versus_are_hedged(parser, text):
+    row = parser.parse(findings=text).organs["lung_right"]
+    assert set(row.hedged_abnormalities) == {"atelectasis", "pneumonia"}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
