@@ -499,6 +499,14 @@ def test_both_alternatives_of_versus_are_hedged(parser, text):
     assert set(row.hedged_abnormalities) == {"atelectasis", "pneumonia"}
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Tracheostomy tube in place.", ["tracheostomy"]), ("Mild tracheomalacia.", ["tracheomalacia"]),
+    ("Saber-sheath trachea.", ["saber-sheath trachea"]), ("Debris in the trachea.", ["secretion"]),
+])
+def test_tracheal_findings_name_the_trachea(parser, text, expected):
+    assert abnormalities(parser.parse(findings=text)) == {"trachea": expected}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
