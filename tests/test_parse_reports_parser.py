@@ -507,6 +507,12 @@ def test_tracheal_findings_name_the_trachea(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == {"trachea": expected}
 
 
+@pytest.mark.parametrize(("text", "expected"), [("Patulous esophagus with air-fluid level.", ["dilatation"]),
+                                              ("Achalasia.", ["achalasia"])])
+def test_esophageal_findings(parser, text, expected):
+    assert abnormalities(parser.parse(findings=text)) == {"esophagus": expected}
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
