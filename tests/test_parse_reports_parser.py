@@ -513,6 +513,13 @@ def test_esophageal_findings(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == {"esophagus": expected}
 
 
+@pytest.mark.parametrize("text", ["Enlarged lymph nodes adjacent to the left adrenal gland.", "Ascites around the liver.",
+                                  "Pneumomediastinum extending along the trachea."])
+def test_a_finding_in_no_organ_unit_is_unassigned_though_an_organ_is_named_beside_it(parser, text):
+    report = parser.parse(findings=text)
+    assert report.organs == {} and len(report.unassigned) == 1 and report.unassigned[0].abnormalities
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):

@@ -596,6 +596,9 @@ class _ClauseGrounder:
         region_parts: dict[int, set[str]] = {}  # group -> units its region_prior findings took
         for ent in findings:
             entry = ent.entry
+            if entry.outside:  # "Enlarged lymph nodes adjacent to the left adrenal gland": in no organ unit
+                self._record(result, ent, entry, (), "clause")
+                continue
             units, group, source = (implied[ent.start], None, "clause") if ent.start in implied else \
                 self._place(ent, entry, groups, implied_units, clause)
             if group is not None:
@@ -612,6 +615,8 @@ class _ClauseGrounder:
                     if sides and not any(m.explicit_side for m in groups[index])] if any(sided_groups.values()) else []
         if region_parts:
             narrowed += [(groups[index], part) for index, part in region_parts.items()]
+        if groups and all(ent.entry.outside for ent in findings) and not all(ent.negated for ent in findings):
+            narrowed += [(group, set()) for group in groups]  # its organs are only where it lies
         return narrowed or None
 
     def _record(self, result: ClauseResult, ent: _Finding, entry: FindingEntry, units: tuple[str, ...],

@@ -44,6 +44,7 @@ class FindingEntry:
     fallback_words: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     sites: frozenset[str] | None = None
     region_prior: bool = False  # a region word places it at its prior organs there ("degenerative ... bones": spine)
+    outside: bool = False  # never an organ unit's finding (lymph nodes, ascites): an organ beside it is its place only
 
     def prior(self, words: set[str]) -> tuple[str, ...]:
         """The organs assumed when nothing in the report places the finding: a word cue in its sentence
@@ -160,9 +161,9 @@ def _findings(data: dict[str, Any], path: Path) -> dict[str, FindingEntry]:
         by_organ = dict(spec.get("by_organ", {}))
         words = {word.lower(): tuple(names) for word, names in spec.get("fallback_words", {}).items()}
         sites = frozenset(spec["sites"]) if "sites" in spec else None
-        region_prior = spec.get("region_prior", False)
-        if not isinstance(region_prior, bool):
-            raise LexiconError(f"{path}: entry {key!r}: 'region_prior' must be true or false")
+        region_prior, outside = spec.get("region_prior", False), spec.get("outside", False)
+        if not isinstance(region_prior, bool) or not isinstance(outside, bool):
+            raise LexiconError(f"{path}: entry {key!r}: 'region_prior' and 'outside' must be true or false")
         unknown = [name for name in (*organs, *fallback, *by_organ, *(sites or ()), *(n for v in words.values() for n in v))
                    if name not in known]
         if unknown:
@@ -170,7 +171,8 @@ def _findings(data: dict[str, Any], path: Path) -> dict[str, FindingEntry]:
         entries[key] = FindingEntry(key=key, phrase=spec.get("phrase"), surfaces=tuple(spec["surfaces"]),
                                     organs=organs, fallback=fallback, by_organ=MappingProxyType(by_organ),
                                     heads=MappingProxyType(dict(spec.get("heads", {}))),
-                                    fallback_words=MappingProxyType(words), sites=sites, region_prior=region_prior)
+                                    fallback_words=MappingProxyType(words), sites=sites, region_prior=region_prior,
+                                    outside=outside)
     for key, entry in entries.items():
         unknown = [name for pair in entry.heads.items() for name in pair if name not in entries]
         if unknown:
