@@ -11,15 +11,22 @@ Rules, in the order they apply inside one clause:
    right lobe"); else it keeps its default organ ("lobe" -> lung) or, having none, names nothing.
 2. A generic mention next to a narrower one of the same organ is dropped ("L1 vertebral body",
    "right upper lobe of the lung"). Mentions joined by "and", "," or "of" form one group.
-3. A finding with an implied organ ("emphysema", "cardiomegaly", "hiatal hernia") belongs to it;
-   other findings belong to the nearest group (commas count as distance), else to the organs implied
-   by other findings in the clause, the current "Organ:" heading, or the finding's fallback organ.
-4. A clause naming only a side ("..., the right is normal") refers to the organ of the clause before.
+3. A finding with an implied organ ("emphysema", "cardiomegaly", "hiatal hernia") belongs to it, as named
+   in its own part of a list ("right lower lobe consolidation and left lower lobe atelectasis"); other
+   findings belong to the nearest group (commas count as distance; a region word such as "bone structures"
+   gives a ``region_prior`` finding its prior organs there), else to the organs implied by other findings in
+   the clause, the current "Organ:" heading, or the finding's fallback organ (not in a sentence about the
+   breast or skin, nor outside a ruling region heading). An ``outside`` finding (lymph nodes, ascites) is
+   no organ's.
+4. A clause naming only a side ("..., the right is normal"; "...; the left is thickened") refers to the
+   organ of the clause before.
+5. A clause stating no finding that opens with "in" frames its sentence: it describes only the organs the
+   rest of the sentence names.
 
 A line that is only a heading ("Upper abdomen:", "Lungs and airways:", "Upper abdominal organs included in
 the sections:", "Lymph nodes:": it ends with ":" and states no finding) sets the heading for the lines after
 it, across a blank line too, as "Heading: text" on one line does; it describes nothing itself. One naming no
-organ ends the previous heading (a heading starts a new topic).
+organ ends the previous heading (a heading starts a new topic), alone on its line or inline ("Chest wall:").
 """
 from __future__ import annotations
 
