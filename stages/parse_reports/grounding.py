@@ -400,13 +400,15 @@ class _ClauseGrounder:
             # "On the left, a 12 mm adenoma": with no organ word, the clause's side is its own
             finding.sides, finding.own = frozenset(sides), _side_set(sides)
 
-    def _implied(self, ent: _Finding, entry: FindingEntry, groups: list[list[_Mention]], context: list[_Mention],
-                 clause: _Piece, findings: list[_Finding]) -> tuple[str, ...]:
+    def _implied(self, ent: _Finding, entry: FindingEntry, mentions: list[_Mention], groups: list[list[_Mention]],
+                 context: list[_Mention], clause: _Piece, findings: list[_Finding]) -> tuple[str, ...]:
         """Units of a finding that names its organ; sides from the clause, then the sentence, then itself."""
         units: list[str] = []
         own_sides = ent.own
         for target in entry.organs:
-            named = self._named_near(ent, target, groups, clause, findings)
+            named = self._named(target, mentions)
+            if named and len(groups) > 1 and len(findings) > 1:
+                named = self._named_near(ent, target, groups, clause, findings)
             if not named or own_sides:
                 named = self._named(target, [m for m in context if m.explicit_side])
             if not named and not ent.sides and not ent.negated:  # "No hydronephrosis.": both
@@ -419,7 +421,7 @@ class _ClauseGrounder:
         """Units of the organ ``target`` named in the clause, less those in another finding's part of a list:
         "Right lower lobe consolidation and left lower lobe atelectasis" puts each in one lung."""
         named = [(group, units) for group in groups if (units := self._named(target, group))]
-        if len(named) > 1 and len(findings) > 1:
+        if len(named) > 1:
             part_of = self._list_parts(groups, clause)
             busy = {part_of(other.start) for other in findings if other is not ent}
             mine = part_of(ent.start)
@@ -597,14 +599,16 @@ class _ClauseGrounder:
         implied: dict[int, tuple[str, ...]] = {}  # finding start -> units of a finding naming its organ
         for ent in findings:
             if ent.entry.organs:
-                implied[ent.start] = self._implied(ent, ent.entry, groups, context, clause, findings)
+                implied[ent.start] = self._implied(ent, ent.entry, mentions, groups, context, clause, findings)
         implied_units = [unit for units in implied.values() for unit in units] if implied else []
         sided_groups: dict[int, frozenset[str] | None] = {}
-        region_parts: dict[int, set[str]] = {}  # group -> units its region_prior findings took
+        region_parts: dict[int, set[str]] | None = None  # group -> units its region_prior findings took
+        outside = 0  # findings in no organ unit
         for ent in findings:
             entry = ent.entry
             if entry.outside:  # "Enlarged lymph nodes adjacent to the left adrenal gland": in no organ unit
                 self._record(result, ent, entry, (), "clause")
+                outside += 1
                 continue
             units, group, source = (implied[ent.start], None, "clause") if ent.start in implied else \
                 self._place(ent, entry, groups, implied_units, clause)
@@ -613,6 +617,7 @@ class _ClauseGrounder:
                 previous = sided_groups.get(group, _NO_SIDES)
                 sided_groups[group] = None if previous is None or not own else previous | own
                 if entry.region_prior:  # (units another finding took are not empty: _narrow keeps them)
+                    region_parts = region_parts or {}
                     region_parts.setdefault(group, set()).update(units)
             self._record(result, ent, entry, units, source)
         # a group whose findings all have a side of their own, and no side word of its own, is narrowed to those sides
@@ -622,7 +627,7 @@ class _ClauseGrounder:
                     if sides and not any(m.explicit_side for m in groups[index])] if any(sided_groups.values()) else []
         if region_parts:
             narrowed += [(groups[index], part) for index, part in region_parts.items()]
-        if groups and all(ent.entry.outside for ent in findings) and not all(ent.negated for ent in findings):
+        if outside == len(findings) and groups and not all(ent.negated for ent in findings):
             narrowed += [(group, set()) for group in groups]  # its organs are only where it lies
         return narrowed or None
 
