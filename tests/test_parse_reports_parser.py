@@ -520,6 +520,14 @@ def test_a_finding_in_no_organ_unit_is_unassigned_though_an_organ_is_named_besid
     assert report.organs == {} and len(report.unassigned) == 1 and report.unassigned[0].abnormalities
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Scattered calcified granulomas.", {"lung_left": ["granuloma"], "lung_right": ["granuloma"]}),
+    ("Calcified splenic granulomas.", {"spleen": ["granuloma"]}),
+])
+def test_a_granuloma_naming_no_organ_is_the_lungs(parser, text, expected):
+    assert abnormalities(parser.parse(findings=text)) == expected
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
