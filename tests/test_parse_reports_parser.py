@@ -528,6 +528,16 @@ def test_a_granuloma_naming_no_organ_is_the_lungs(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Porcelain gallbladder.", {"gallbladder": ["porcelain gallbladder"]}),
+    ("Gallbladder polyp of 5 mm.", {"gallbladder": ["polyp"]}),
+    ("Polypoid lesion in the sigmoid colon.", {"colon": ["polyp"]}),
+    ("Pneumobilia.", {"liver": ["pneumobilia"]}),
+])
+def test_gallbladder_and_biliary_findings(parser, text, expected):
+    assert abnormalities(parser.parse(findings=text)) == expected
+
+
 @pytest.mark.parametrize("text", ["? Small right pleural effusion.", "?Small right pleural effusion.",
                                   "No ascites. ? Small right pleural effusion.", "No ascites.\n? Small right pleural effusion."])
 def test_a_question_mark_opening_a_sentence_queries_what_follows(parser, text):
