@@ -533,8 +533,9 @@ def test_a_granuloma_naming_no_organ_is_the_lungs(parser, text, expected):
     ("Gallbladder polyp of 5 mm.", {"gallbladder": ["polyp"]}),
     ("Polypoid lesion in the sigmoid colon.", {"colon": ["polyp"]}),
     ("Pneumobilia.", {"liver": ["pneumobilia"]}),
+    ("Adrenal myelolipoma on the right.", {"adrenal_gland_right": ["myelolipoma"]}),
 ])
-def test_gallbladder_and_biliary_findings(parser, text, expected):
+def test_abdominal_findings_have_their_own_phrases(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == expected
 
 
