@@ -499,6 +499,12 @@ def test_both_alternatives_of_versus_are_hedged(parser, text):
     assert set(row.hedged_abnormalities) == {"atelectasis", "pneumonia"}
 
 
+@pytest.mark.parametrize("text", ["Nodule in the right upper lobe stable vs prior.",
+                                  "Nodule in the right upper lobe, stable versus the previous study."])
+def test_versus_the_prior_study_is_a_comparison_not_a_hedge(parser, text):
+    assert states(parser.parse(findings=text)) == {"lung_right": "abnormal"}
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("Tracheostomy tube in place.", ["tracheostomy"]), ("Mild tracheomalacia.", ["tracheomalacia"]),
     ("Saber-sheath trachea.", ["saber-sheath trachea"]), ("Debris in the trachea.", ["secretion"]),
