@@ -440,6 +440,11 @@ def test_the_cardiomediastinal_silhouette_is_the_heart(parser, text, expected):
     assert abnormalities(parser.parse(findings=text)) == {"heart": expected}
 
 
+def test_no_acute_cardiopulmonary_abnormality_is_a_normal_heart_and_lungs(parser):
+    assert states(parser.parse(impression="No acute cardiopulmonary abnormality.")) == \
+        {"heart": "normal", "lung_left": "normal", "lung_right": "normal"}
+
+
 def test_a_schmorl_nodule_is_a_degenerative_change_of_the_spine_not_a_lung_nodule(parser):
     report = parser.parse(findings="Appearance consistent with Schmorl's nodule.")
     assert abnormalities(report) == {"vertebrae_thoracic": ["degenerative changes"],
