@@ -395,6 +395,11 @@ def test_degenerative_changes_of_the_bones_are_the_spines(parser, text):
                                                           "vertebrae_lumbar": ["degenerative changes"]}
 
 
+def test_calculi_in_the_upper_abdominal_organs_are_renal(parser):
+    report = parser.parse(findings="Millimetric calculi in the upper abdominal organs.")
+    assert abnormalities(report) == {"kidney_left": ["stone"], "kidney_right": ["stone"]}
+
+
 def test_a_diffuse_bone_finding_and_a_denial_keep_the_whole_region(parser):
     assert len(parser.parse(findings="Osteopenic bones.").organs) > 10
     report = parser.parse(findings="No lytic or sclerotic lesion in the bone structures.")
