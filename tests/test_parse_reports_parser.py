@@ -23,6 +23,10 @@ def states(report) -> dict[str, str]:
             for organ, r in report.organs.items()}
 
 
+def abnormalities(report) -> dict[str, list[str]]:
+    return {organ: row.abnormalities for organ, row in report.organs.items()}
+
+
 def test_pipeline_is_spacy_with_registered_components(parser):
     assert parser.nlp.pipe_names == ["ctglip_report_sections", "ctglip_report_terms", "ctglip_report_sentences", "ctglip_report_clauses",
                                      "negation", "hedging", "ctglip_report_grounding"]
@@ -193,6 +197,7 @@ def test_a_negated_joined_finding_stays_negated(parser):
     ("findings.json", ('"heads": {"opacity": "consolidation"', '"heads": {"opacity": "consolidaton"'),
      "unknown finding entries"),
     ("organ_terms.json", ('"owners": ["pancreas"]', '"owners": ["pancreaz"]'), "needs known 'owners'"),
+    ("findings.json", ('"region_prior": true', '"region_prior": "yes"'), "must be true or false"),
 ])
 def test_lexicon_errors_name_the_file(tmp_path, name, edit, message):
     for path in LEXICON_DIR.iterdir():
@@ -340,10 +345,6 @@ def test_a_nodular_liver_contour_said_as_a_predicate_is_cirrhotic_morphology(par
 def test_a_side_word_before_an_organ_word_is_the_organs_not_the_findings(parser, text, expected):
     """"of the right lung": "right" belongs to the lung, so the finding still covers every organ the clause names."""
     assert states(parser.parse(findings=text)) == expected
-
-
-def abnormalities(report) -> dict[str, list[str]]:
-    return {organ: row.abnormalities for organ, row in report.organs.items()}
 
 
 @pytest.mark.parametrize(("text", "expected"), [
